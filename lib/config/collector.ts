@@ -1,0 +1,50 @@
+import {
+  ConfigError,
+  databaseUrl,
+  dataDir,
+  type Env,
+  hostname,
+  type MqttSettings,
+  mqttSettings,
+  num,
+  str,
+} from "./_fields.ts";
+
+/** Table layouts the collector can write. */
+export type StorageLayout = "columnar" | "flexible";
+
+/** Everything `collector.ts` needs, fully resolved. */
+export interface ResolvedCollectorConfig {
+  /** PostgreSQL connection string; undefined → embedded PGlite (only inside `serve`). */
+  databaseUrl: string | undefined;
+  mqtt: MqttSettings;
+  /** Disk the journal may use while PostgreSQL is away, in bytes. */
+  journalMaxBytes: number;
+  layouts: StorageLayout[];
+  dataDir: string;
+}
+
+/** Parses the collector's variables (see DESIGN.md), throwing `ConfigError` on a bad value. */
+export function loadCollectorConfig(env: Env): ResolvedCollectorConfig {
+  const layoutsRaw = str(env, "STORAGE_LAYOUTS") ?? "columnar,flexible";
+  const layouts = [...new Set(layoutsRaw.split(",").map((s) => s.trim().toLowerCase()))]
+    .filter((s) => s !== "");
+  for (const l of layouts) {
+    if (l !== "columnar" && l !== "flexible") {
+      throw new ConfigError(
+        "STORAGE_LAYOUTS",
+        `must list columnar and/or flexible, got "${layoutsRaw}"`,
+      );
+    }
+  }
+  if (layouts.length === 0) {
+    throw new ConfigError("STORAGE_LAYOUTS", `must name at least one layout, got "${layoutsRaw}"`);
+  }
+  return {
+    databaseUrl: databaseUrl(env),
+    mqtt: mqttSettings(env, hostname()),
+    journalMaxBytes: num(env, "JOURNAL_MAX_MB", { default: 1024, min: 1 }) * 1024 * 1024,
+    layouts: layouts as StorageLayout[],
+    dataDir: dataDir(env),
+  };
+}

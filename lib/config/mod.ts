@@ -1,0 +1,19 @@
+/**
+ * Configuration: one loader per entrypoint, each returning a fully resolved, typed config.
+ *
+ * @module
+ */
+export { ConfigError, type Env, redact } from "./_fields.ts";
+export {
+  loadCollectorConfig,
+  type ResolvedCollectorConfig,
+  type StorageLayout,
+} from "./collector.ts";
+export { loadMonitorConfig, type PushoverSettings, type ResolvedMonitorConfig } from "./monitor.ts";
+export {
+  isLoopback,
+  loadServeConfig,
+  type ResolvedServeConfig,
+  type SandboxEngineName,
+} from "./serve.ts";
+export type { MqttSettings } from "./_fields.ts";

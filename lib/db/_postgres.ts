@@ -1,0 +1,60 @@
+import postgres from "postgres";
+import { buildQuery } from "./ident.ts";
+import type { Db, Field, Queryable, QueryResult, Row } from "./types.ts";
+
+type PgSql = postgres.Sql | postgres.TransactionSql;
+
+// int8 as number when exact, string otherwise; numeric stays a string (postgres.js default).
+const INT8 = {
+  to: 20,
+  from: [20],
+  serialize: (x: unknown) => String(x),
+  parse: (x: string) => {
+    const n = Number(x);
+    return Number.isSafeInteger(n) ? n : x;
+  },
+};
+
+function queryable(sql: PgSql): Queryable {
+  const query = async <T = Row>(text: string, params: unknown[] = []): Promise<QueryResult<T>> => {
+    // deno-lint-ignore no-explicit-any
+    const res = await sql.unsafe(text, params as any[], { prepare: true });
+    const fields: Field[] = (res.columns ?? []).map((c) => ({ name: c.name, typeId: c.type }));
+    return { rows: [...res] as T[], fields };
+  };
+  return {
+    query,
+    sql: async <T = Row>(strings: TemplateStringsArray, ...values: unknown[]) => {
+      const { text, params } = buildQuery(strings, values);
+      return (await query<T>(text, params)).rows;
+    },
+    exec: async (script: string) => {
+      await sql.unsafe(script).simple();
+    },
+  };
+}
+
+/** Opens PostgreSQL through postgres.js. */
+export function openPostgres(url: string, opts: { max?: number; appName?: string } = {}): Db {
+  const sql = postgres(url, {
+    max: opts.max ?? 10,
+    onnotice: () => {},
+    connection: { application_name: opts.appName ?? "ambient-sensors" },
+    types: { int8: INT8 },
+    idle_timeout: 60,
+    connect_timeout: 10,
+  });
+  let closed = false;
+  return {
+    kind: "postgres",
+    ...queryable(sql),
+    // deno-lint-ignore no-explicit-any
+    transaction: <T>(fn: (tx: Queryable) => Promise<T>) =>
+      sql.begin((tx) => fn(queryable(tx))) as any as Promise<T>,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await sql.end({ timeout: 5 });
+    },
+  };
+}

@@ -1,0 +1,10 @@
+/**
+ * The database: the one place that opens PostgreSQL or PGlite, the migration runner, and the
+ * identifier helper for the few names that must be dynamic.
+ *
+ * @module
+ */
+export { openDb, type OpenDbOptions } from "./open_db.ts";
+export { loadMigrations, migrate, type Migration } from "./migrate.ts";
+export { type Ident, ident, isValidIdent } from "./ident.ts";
+export type { Db, Field, Queryable, QueryResult, Row } from "./types.ts";
