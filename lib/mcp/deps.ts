@@ -1,0 +1,37 @@
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { Db } from "../db/mod.ts";
+import type { ResolvedServeConfig } from "../config/mod.ts";
+
+/** A result set saved as CSV under `DATA_DIR/queries/`. */
+export interface SavedResult {
+  queryId: string;
+  rowCount: number;
+  bytes: number;
+}
+
+/**
+ * Query results and plots on disk, with signed, expiring links. Implemented in `lib/results/`.
+ * Ids are random UUIDs; nothing outside the result folders is ever reachable through it.
+ */
+export interface ResultStore {
+  /** Writes a result set as CSV (header row first) and returns its new id. */
+  saveCsv(columns: string[], rows: Iterable<unknown[]>): Promise<SavedResult>;
+  /** Path of a cached CSV, or undefined when the id is unknown or expired. */
+  csvPath(queryId: string): Promise<string | undefined>;
+  /** Reserves a new plot id and the path its PNG must be written to. */
+  newPlot(): Promise<{ plotId: string; path: string }>;
+  /** A signed, expiring absolute URL under SERVER_URL for `/files/{id}.csv` or `.png`. */
+  fileUrl(id: string, ext: "csv" | "png"): Promise<string>;
+  /** Removes one cached result (or all when no id); returns the ids removed. */
+  remove(queryId?: string): Promise<string[]>;
+}
+
+/** Everything a tool handler may use; passed to every `registerXTool(server, deps)`. */
+export interface ToolDeps {
+  db: Db;
+  config: ResolvedServeConfig;
+  results: ResultStore;
+}
+
+/** Signature every tool module exports. */
+export type RegisterTool = (server: McpServer, deps: ToolDeps) => void;
