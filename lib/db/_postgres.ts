@@ -1,6 +1,7 @@
 import postgres from "postgres";
 import { buildQuery } from "./ident.ts";
-import type { Db, Field, Queryable, QueryResult, Row } from "./types.ts";
+import { QueryTimeout } from "./query_timeout.ts";
+import type { Db, Field, Queryable, QueryResult, Row, TransactionOptions } from "./types.ts";
 
 type PgSql = postgres.Sql | postgres.TransactionSql;
 
@@ -48,9 +49,23 @@ export function openPostgres(url: string, opts: { max?: number; appName?: string
   return {
     kind: "postgres",
     ...queryable(sql),
-    // deno-lint-ignore no-explicit-any
-    transaction: <T>(fn: (tx: Queryable) => Promise<T>) =>
-      sql.begin((tx) => fn(queryable(tx))) as any as Promise<T>,
+    transaction: async <T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}) => {
+      try {
+        return await sql.begin(async (tx) => {
+          if (opts.timeoutMs) {
+            const ms = Math.max(1, Math.round(opts.timeoutMs));
+            await tx.unsafe(`set local statement_timeout = ${ms}`);
+          }
+          return await fn(queryable(tx));
+        }) as T;
+      } catch (err) {
+        // 57014 query_canceled: the statement_timeout fired.
+        if (opts.timeoutMs && (err as { code?: string }).code === "57014") {
+          throw new QueryTimeout(opts.timeoutMs, { cause: err });
+        }
+        throw err;
+      }
+    },
     close: async () => {
       if (closed) return;
       closed = true;

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { openPglite } from "./_pglite.ts";
+import { openPgliteRemote } from "./_pglite_remote.ts";
 import { openPostgres } from "./_postgres.ts";
 import type { Db } from "./types.ts";
 
@@ -30,7 +30,7 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
     }
     return db;
   }
-  return await openPglite(join(opts.dataDir, "pglite"));
+  return await openPgliteRemote(join(opts.dataDir, "pglite"));
 }
 
 function hostOf(url: string): string {

@@ -1,4 +1,5 @@
 import { openPglite } from "./_pglite.ts";
+import { openPgliteRemote } from "./_pglite_remote.ts";
 import { openPostgres } from "./_postgres.ts";
 import { migrate } from "./migrate.ts";
 import type { Db } from "./types.ts";
@@ -12,8 +13,12 @@ export type TestDb = Db & AsyncDisposable & {
 /**
  * Gives a test its own database: a fresh database on the PostgreSQL server named by
  * `DATABASE_URL` when set (CI), in-memory PGlite otherwise. Use `await using db = await withTestDb()`.
+ * `killable: true` gives, without DATABASE_URL, the embedded worker-backed PGlite on a temporary
+ * directory, which honours `transaction(fn, { timeoutMs })` like PostgreSQL does.
  */
-export async function withTestDb(opts: { migrate?: boolean } = {}): Promise<TestDb> {
+export async function withTestDb(
+  opts: { migrate?: boolean; killable?: boolean } = {},
+): Promise<TestDb> {
   const adminUrl = Deno.env.get("DATABASE_URL");
   let db: Db;
   let url: string | undefined;
@@ -33,6 +38,11 @@ export async function withTestDb(opts: { migrate?: boolean } = {}): Promise<Test
         await admin.close();
       }
     };
+  } else if (opts.killable) {
+    // The embedded database as `serve` runs it: in a worker, on disk, so timeouts can kill it.
+    const dir = await Deno.makeTempDir({ prefix: "ambient-pglite-" });
+    db = await openPgliteRemote(dir);
+    drop = () => Deno.remove(dir, { recursive: true });
   } else {
     db = await openPglite();
   }

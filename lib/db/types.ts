@@ -26,11 +26,21 @@ export interface Queryable {
   exec(script: string): Promise<void>;
 }
 
+/** Options of `Db.transaction`. */
+export interface TransactionOptions {
+  /**
+   * Cancel the transaction when it runs longer than this, rejecting with `QueryTimeout`.
+   * PostgreSQL: `SET LOCAL statement_timeout`. Embedded PGlite: the worker running it is killed
+   * and the database reopened. (In-memory PGlite used by tests cannot enforce it.)
+   */
+  timeoutMs?: number;
+}
+
 /** The database every part of the product uses: PostgreSQL (postgres.js) or embedded PGlite. */
 export interface Db extends Queryable {
   readonly kind: "postgres" | "pglite";
   /** Runs `fn` in a transaction; commits when it resolves, rolls back when it throws. */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, opts?: TransactionOptions): Promise<T>;
   /** Closes the connections (idempotent). */
   close(): Promise<void>;
 }
