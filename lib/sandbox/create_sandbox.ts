@@ -1,0 +1,61 @@
+import type { ResolvedServeConfig } from "../config/mod.ts";
+import { logger } from "../log/mod.ts";
+import { createBwrapSandbox } from "./bwrap.ts";
+import { createDockerSandbox } from "./docker.ts";
+import { JobQueue } from "./_run_job.ts";
+import type { Sandbox } from "./types.ts";
+
+const log = logger("sandbox");
+
+async function works(cmd: string, args: string[], env: Record<string, string>): Promise<boolean> {
+  try {
+    const out = await new Deno.Command(cmd, {
+      args,
+      clearEnv: true,
+      env,
+      stdout: "null",
+      stderr: "null",
+      stdin: "null",
+    }).output();
+    return out.success;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Picks the engine for `SANDBOX_ENGINE`: `auto` tries docker (`docker info`), then bwrap with a
+ * python3 that imports pandas; `off` or nothing available → undefined (the tools say so).
+ */
+export async function createSandbox(
+  config: ResolvedServeConfig["sandbox"],
+  opts: {
+    env?: Record<string, string>;
+    python?: string;
+    maxRunning?: number;
+    maxWaiting?: number;
+  } = {},
+): Promise<Sandbox | undefined> {
+  if (config.engine === "off") return undefined;
+  const env = opts.env ?? { PATH: "/usr/local/bin:/usr/bin:/bin" };
+  const python = opts.python ?? "/usr/bin/python3";
+  const queue = new JobQueue(opts);
+  const limits = { memoryMb: config.memoryMb, timeoutS: config.timeoutS };
+  if (config.engine === "docker" || config.engine === "auto") {
+    if (await works("docker", ["info"], env)) {
+      log.info("sandbox engine", { engine: "docker", image: config.image });
+      return createDockerSandbox({ ...limits, image: config.image }, { queue, env });
+    }
+    if (config.engine === "docker") {
+      log.warn("SANDBOX_ENGINE=docker but `docker info` failed; sandbox disabled");
+      return undefined;
+    }
+  }
+  const bwrapOk = await works("bwrap", ["--ro-bind", "/", "/", "--unshare-all", "true"], env);
+  if (bwrapOk && await works(python, ["-c", "import pandas, matplotlib"], env)) {
+    log.info("sandbox engine", { engine: "bwrap", python });
+    return createBwrapSandbox(limits, { python, queue });
+  }
+  log.warn("no sandbox engine available (install docker, or bubblewrap + python3-pandas)");
+  return undefined;
+}
