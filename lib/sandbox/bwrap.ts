@@ -15,7 +15,8 @@ export function bwrapArgs(
   const asKb = (opts.memoryMb + BWRAP_AS_HEADROOM_MB) * 1024;
   const cpu = Math.ceil(opts.timeoutS) + 1;
   const python = opts.python ?? "/usr/bin/python3";
-  const limits = `ulimit -t ${cpu} -u 64 -f 65536 -v ${asKb} -c 0`;
+  // dash takes one limit per ulimit call.
+  const limits = `ulimit -t ${cpu}; ulimit -p 64; ulimit -f 131072; ulimit -v ${asKb}; ulimit -c 0`;
   return [
     "--unshare-all",
     "--die-with-parent",
