@@ -1,6 +1,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { Db } from "../db/mod.ts";
 import type { ResolvedServeConfig } from "../config/mod.ts";
+import type { Sandbox } from "../sandbox/mod.ts";
 
 /** A result set saved as CSV under `DATA_DIR/queries/`. */
 export interface SavedResult {
@@ -31,6 +32,8 @@ export interface ToolDeps {
   db: Db;
   config: ResolvedServeConfig;
   results: ResultStore;
+  /** The analysis sandbox; undefined when `SANDBOX_ENGINE=off` or no engine is installed. */
+  sandbox?: Sandbox;
 }
 
 /** Signature every tool module exports. */

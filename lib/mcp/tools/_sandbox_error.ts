@@ -1,0 +1,38 @@
+import {
+  SandboxMemoryExceeded,
+  SandboxTimeout,
+  SandboxUnavailable,
+  SandboxUserError,
+} from "../../sandbox/mod.ts";
+
+/** An MCP error result for an expected sandbox failure, telling the assistant what to do next. */
+export function sandboxErrorResult(
+  error: unknown,
+): { isError: true; content: { type: "text"; text: string }[] } {
+  let text: string;
+  if (error instanceof SandboxUserError) {
+    text = `Your Python code raised an error:\n${error.traceback}` +
+      (error.stdout ? `\nOutput before the error:\n${error.stdout}` : "") +
+      "\nFix the code and call the tool again.";
+  } else if (error instanceof SandboxTimeout) {
+    text =
+      `${error.message}. Work on fewer rows (filter or resample in SQL first) or simplify the code.`;
+  } else if (error instanceof SandboxMemoryExceeded) {
+    text =
+      `${error.message}. Select fewer rows or columns in SQL (aggregate with time buckets) and retry.`;
+  } else if (error instanceof SandboxUnavailable) {
+    text = `${error.message}.`;
+  } else {
+    throw error;
+  }
+  return { isError: true, content: [{ type: "text", text }] };
+}
+
+/** The message for a missing sandbox. */
+export const NO_SANDBOX =
+  "The analysis sandbox is disabled on this server (SANDBOX_ENGINE=off or neither docker nor bubblewrap with python3-pandas is installed). Use execute_sql_query to compute aggregates in SQL instead.";
+
+/** The message for an unknown or expired query id. */
+export function unknownQuery(id: string): string {
+  return `No cached result for query_id "${id}" (unknown or expired). Run execute_sql_query again and use the new query_id.`;
+}

@@ -1,0 +1,46 @@
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { encodeBase64 } from "./_base64.ts";
+import { z } from "zod";
+import type { ToolDeps } from "../deps.ts";
+import { NO_SANDBOX, sandboxErrorResult, unknownQuery } from "./_sandbox_error.ts";
+
+/** Input of `create_plot`. */
+export const CreatePlotInput = {
+  query_id: z.string().min(1).max(100).describe(
+    "The query_id returned by execute_sql_query; its CSV is loaded as the pandas DataFrame `df`",
+  ),
+  plot_code: z.string().min(1).max(100_000).describe(
+    "Python code that draws with matplotlib (`plt`) or pandas (`df.plot(...)`); the current figure is saved as PNG (default 10x5 inches, 100 dpi). Time columns are already datetimes.",
+  ),
+};
+
+/** Registers `create_plot`: matplotlib code on a cached query result → PNG image + signed link. */
+export function registerCreatePlotTool(server: McpServer, deps: ToolDeps): void {
+  server.registerTool("create_plot", {
+    title: "Plot a query result with matplotlib",
+    description:
+      "Runs matplotlib/pandas plotting code on the CSV of an execute_sql_query result loaded as `df`, in an isolated sandbox, and returns the figure as a PNG image plus a download link.",
+    inputSchema: CreatePlotInput,
+    annotations: { readOnlyHint: true, openWorldHint: false },
+  }, async ({ query_id, plot_code }: { query_id: string; plot_code: string }) => {
+    if (!deps.sandbox) return { isError: true, content: [{ type: "text", text: NO_SANDBOX }] };
+    const csvPath = await deps.results.csvPath(query_id);
+    if (!csvPath) {
+      return { isError: true, content: [{ type: "text", text: unknownQuery(query_id) }] };
+    }
+    const { plotId, path } = await deps.results.newPlot();
+    try {
+      await deps.sandbox.run({ csvPath, code: plot_code, mode: "plot", pngPath: path });
+    } catch (error) {
+      return sandboxErrorResult(error);
+    }
+    const data = encodeBase64(await Deno.readFile(path));
+    const url = await deps.results.fileUrl(plotId, "png");
+    return {
+      content: [
+        { type: "image", data, mimeType: "image/png" },
+        { type: "text", text: `Plot ${plotId}: ${url}` },
+      ],
+    };
+  });
+}
