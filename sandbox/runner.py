@@ -44,6 +44,10 @@ class CappedIO(io.TextIOBase):
         return text
 
 
+class SetupFailed(Exception):
+    """Loading the job failed before the user's code ran."""
+
+
 def load_csv(pd, path):
     df = pd.read_csv(path)
     for col in df.columns:
@@ -77,6 +81,7 @@ def main():
     result = {"status": "ok", "stdout": "", "stderr": "", "error": None}
     out, err = CappedIO(), CappedIO()
     real_out, real_err = sys.stdout, sys.stderr
+    started = False
     try:
         import matplotlib
 
@@ -87,8 +92,14 @@ def main():
 
         plt.rcParams["figure.figsize"] = (10, 5)
         plt.rcParams["figure.dpi"] = 100
-        df = load_csv(pd, os.path.join(job_dir, "data.csv"))
+        try:
+            df = load_csv(pd, os.path.join(job_dir, "data.csv"))
+        except Exception as exc:  # noqa: BLE001 - a bad CSV is reported, not a user traceback
+            result["status"] = "setup"
+            result["error"] = "Could not load the query result: %s" % exc
+            raise SetupFailed() from exc
         namespace = {"__name__": "__main__", "df": df, "pd": pd, "np": np, "plt": plt}
+        started = True
         compiled = compile(code, "<analysis>", "exec")
         sys.stdout, sys.stderr = out, err
         try:
@@ -106,6 +117,16 @@ def main():
                 )
             else:
                 fig.savefig(os.path.join(out_dir, "plot.png"), format="png")
+    except SetupFailed:
+        pass
+    except ImportError as exc:
+        sys.stdout, sys.stderr = real_out, real_err
+        if started:
+            result["status"] = "error"
+            result["error"] = user_traceback(exc) + "(only pandas, numpy and matplotlib are available)\n"
+        else:
+            result["status"] = "setup"
+            result["error"] = "The sandbox Python lacks a module: %s" % exc
     except MemoryError:
         sys.stdout, sys.stderr = real_out, real_err
         result["status"] = "memory"

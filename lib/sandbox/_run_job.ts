@@ -88,6 +88,9 @@ export async function runJob(
         { cause },
       );
     }
+    if (report.status === "setup") {
+      throw new SandboxUnavailable(report.error ?? "The sandbox could not load the job");
+    }
     if (report.status === "memory") throw new SandboxMemoryExceeded(opts.limits.memoryMb);
     if (report.status === "error") {
       throw new SandboxUserError(report.error ?? "Python error", report.stdout);
