@@ -26,6 +26,9 @@ function fakeResults(dir: string): ResultStore {
     newPlot: () => Promise.resolve({ plotId: "p1", path: `${dir}/p1.png` }),
     fileUrl: (id, ext) => Promise.resolve(`http://127.0.0.1:8000/files/${id}.${ext}?sig=x`),
     remove: () => Promise.resolve([]),
+    list: () => Promise.resolve([]),
+    filePath: () => Promise.resolve(undefined),
+    verifyLink: () => Promise.resolve(false),
   };
 }
 

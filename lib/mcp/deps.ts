@@ -25,6 +25,15 @@ export interface ResultStore {
   fileUrl(id: string, ext: "csv" | "png"): Promise<string>;
   /** Removes one cached result (or all when no id); returns the ids removed. */
   remove(queryId?: string): Promise<string[]>;
+  /** Cached query results, newest first (for MCP resources). */
+  list(): Promise<{ queryId: string; rowCount: number; bytes: number; createdAt: Date }[]>;
+  /**
+   * Path of a cached CSV or plot PNG for the `/files/{id}.{ext}` route, without checking any
+   * signature; undefined when unknown, expired or not a well-formed id.
+   */
+  filePath(id: string, ext: "csv" | "png"): Promise<string | undefined>;
+  /** True when `params` (the link's query string, e.g. `exp` and `sig`) is a valid, unexpired signature for `/files/{id}.{ext}`. */
+  verifyLink(id: string, ext: "csv" | "png", params: URLSearchParams): Promise<boolean>;
 }
 
 /** Everything a tool handler may use; passed to every `registerXTool(server, deps)`. */
