@@ -1,0 +1,224 @@
+import type { ResolvedMonitorConfig } from "../config/mod.ts";
+import type { Db } from "../db/mod.ts";
+import { type Logger, logger } from "../log/mod.ts";
+import { abortableSleep } from "./_sleep.ts";
+import { loadActivity, loadAlertStates, saveAlertStates } from "./_store.ts";
+import { detectSilence } from "./detect_silence.ts";
+import { NotificationRejected } from "./errors.ts";
+import { formatNotice } from "./format_notice.ts";
+import { LogNotifier } from "./log_notifier.ts";
+import { PushoverNotifier } from "./pushover_notifier.ts";
+import type { AlertState, Notifier } from "./types.ts";
+
+/** A running monitor. */
+export interface Monitor {
+  /** Resolves when the credential check and the first check are done; never rejects. */
+  firstCheck: Promise<void>;
+  /** Runs one check after those already started or queued (the first one included); never rejects. */
+  checkNow(): Promise<void>;
+  /** Stops the loop, cutting short delivery retries, and waits for it; idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Options of `startMonitor`; every field has a production default. */
+export interface StartMonitorOptions {
+  /** Where notifications go (default: Pushover when configured, else the log). */
+  notifier?: Notifier;
+  /** The clock (default `() => new Date()`). */
+  now?: () => Date;
+  /** The wait between delivery retries of the Pushover notifier built from the config. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  log?: Logger;
+  /** Stops the monitor when aborted, like `stop()` (also during the first check). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Starts the device monitor and resolves at once: in the background it checks the notifier's
+ * credentials, runs a first check, then one every `checkIntervalS`; `checkNow()` waits for the
+ * checks before it, and start-up is never held up by a slow notification service.
+ *
+ * Each check reads the devices' activity and the saved `device_alerts` state, lets
+ * `detectSilence` decide, saves the new state (pending messages included) and then delivers. A
+ * message that could not be delivered stays pending and is sent at the next check; a message the
+ * service refused for good (4xx) is logged and dropped. Database and delivery failures are logged
+ * and never stop the loop.
+ */
+export function startMonitor(
+  db: Db,
+  config: ResolvedMonitorConfig,
+  opts: StartMonitorOptions = {},
+): Promise<Monitor> {
+  const log = opts.log ?? logger("monitor");
+  const now = opts.now ?? (() => new Date());
+  const notifier = opts.notifier ?? defaultNotifier(config, opts, log);
+  const stopping = new AbortController();
+  const signal = stopping.signal;
+  if (opts.signal?.aborted) stopping.abort(opts.signal.reason);
+  opts.signal?.addEventListener("abort", () => stopping.abort(opts.signal!.reason), {
+    once: true,
+  });
+
+  const validate = async () => {
+    if (!notifier.validate) return;
+    const name = notifier.name.charAt(0).toUpperCase() + notifier.name.slice(1);
+    try {
+      await notifier.validate({ signal });
+      log.info(`${name} credentials accepted`);
+    } catch (error) {
+      if (signal.aborted) return;
+      if (error instanceof NotificationRejected) {
+        log.error(
+          `${error.message}. Notifications will be refused until this is fixed; ` +
+            "the monitor keeps running and logs every alert.",
+        );
+      } else {
+        log.warn(`Cannot check the ${name} credentials now: ${message(error)}`);
+      }
+    }
+  };
+  const check = async () => {
+    if (signal.aborted) return;
+    try {
+      await runCheck({ db, config, notifier, now: now(), log, signal });
+    } catch (error) {
+      log.error(`Monitor check failed unexpectedly: ${message(error)}`);
+    }
+  };
+  // Checks run one at a time, in order; the credential check and the first check come first.
+  let chain: Promise<void> = validate();
+  const checkNow = (): Promise<void> => {
+    chain = chain.then(check);
+    return chain;
+  };
+
+  log.info("Monitor started", {
+    check_interval_s: config.checkIntervalS,
+    inactivity_threshold_s: config.inactivityThresholdS,
+    notifier: notifier.name,
+  });
+  const firstCheck = checkNow();
+  const loop = (async () => {
+    while (!signal.aborted) {
+      try {
+        await abortableSleep(config.checkIntervalS * 1000, signal);
+      } catch {
+        return;
+      }
+      await checkNow();
+    }
+  })();
+
+  let stopped: Promise<void> | undefined;
+  return Promise.resolve({
+    firstCheck,
+    checkNow,
+    stop() {
+      stopped ??= (async () => {
+        stopping.abort(new Error("the monitor is stopping"));
+        await loop;
+        await chain;
+        log.info("Monitor stopped");
+      })();
+      return stopped;
+    },
+  });
+}
+
+function defaultNotifier(
+  config: ResolvedMonitorConfig,
+  opts: StartMonitorOptions,
+  log: Logger,
+): Notifier {
+  if (!config.pushover) {
+    log.warn(
+      "PUSHOVER_USER and PUSHOVER_TOKEN are not set: alerts are only written to this log",
+    );
+    return new LogNotifier({ log });
+  }
+  return new PushoverNotifier({
+    ...config.pushover,
+    serverUrl: config.serverUrl,
+    sleep: opts.sleep,
+    log,
+  });
+}
+
+interface CheckContext {
+  db: Db;
+  config: ResolvedMonitorConfig;
+  notifier: Notifier;
+  now: Date;
+  log: Logger;
+  signal: AbortSignal;
+}
+
+async function runCheck(ctx: CheckContext): Promise<void> {
+  const { db, log, now } = ctx;
+  let result;
+  let previous: Map<string, AlertState>;
+  try {
+    const [devices, state] = [await loadActivity(db), await loadAlertStates(db)];
+    previous = new Map(state.map((s) => [s.deviceId, s]));
+    result = detectSilence({ devices, state, now, thresholdS: ctx.config.inactivityThresholdS });
+    await saveAlertStates(db, result.changed, now);
+  } catch (error) {
+    log.error(
+      `Monitor check failed; retrying at the next check: database error: ${message(error)}`,
+    );
+    return;
+  }
+  const before = new Map(result.states.map((s) => [s.deviceId, s]));
+  for (const s of result.changed) {
+    const was = previous.get(s.deviceId)?.state ?? "online";
+    if (s.state !== was) {
+      log.info(`Device ${s.deviceId} is ${s.state}`, { since: s.since.toISOString() });
+    }
+  }
+
+  const delivered: AlertState[] = [];
+  for (const notice of result.notify) {
+    if (ctx.signal.aborted) break;
+    const n = formatNotice(notice, { now });
+    const update = (patch: Partial<AlertState>) => {
+      for (const id of n.deviceIds) {
+        const s = before.get(id);
+        if (s) delivered.push({ ...s, ...patch });
+      }
+    };
+    try {
+      await ctx.notifier.send(n, { signal: ctx.signal });
+      log.info(`Notification sent: ${n.title}`, { via: ctx.notifier.name });
+      update({ pending: null, notifiedAt: now, lastError: null });
+    } catch (error) {
+      if (ctx.signal.aborted) {
+        log.info(`Stopping; notification stays pending: ${n.title}`);
+        break;
+      }
+      if (error instanceof NotificationRejected) {
+        log.error(`Notification dropped, not retried: ${error.message}`, {
+          title: n.title,
+          message: n.message,
+        });
+        update({ pending: null, lastError: error.message });
+      } else {
+        log.warn(
+          `Notification not delivered; it stays pending for the next check: ${message(error)}`,
+          { title: n.title },
+        );
+        update({ lastError: message(error) });
+      }
+    }
+  }
+  try {
+    await saveAlertStates(db, delivered, now);
+  } catch (error) {
+    log.error(
+      `Cannot record delivered notifications (they may be sent again): ${message(error)}`,
+    );
+  }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
