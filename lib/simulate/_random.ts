@@ -1,0 +1,60 @@
+// Seeded pseudo-random numbers, so a fleet started with the same `--seed` draws the same curves.
+
+/** A source of reproducible random numbers. */
+export interface Random {
+  /** Uniform in [0, 1). */
+  next(): number;
+  /** Standard normal (mean 0, deviation 1). */
+  normal(): number;
+  /** Uniform in [min, max). */
+  between(min: number, max: number): number;
+}
+
+/** Hashes a string to 32 bits (FNV-1a followed by a murmur-style finaliser). */
+export function hash32(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** A uniform number in [0, 1) derived from a key alone: the same key always gives the same number. */
+export function hashUnit(key: string): number {
+  return hash32(key) / 2 ** 32;
+}
+
+/** Creates a generator (mulberry32) whose sequence depends only on `seed`. */
+export function createRandom(seed: string): Random {
+  let state = hash32(seed);
+  let spare: number | undefined;
+  const next = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+  return {
+    next,
+    normal() {
+      if (spare !== undefined) {
+        const s = spare;
+        spare = undefined;
+        return s;
+      }
+      // Box-Muller; 1 - next() keeps the logarithm away from zero.
+      const r = Math.sqrt(-2 * Math.log(1 - next()));
+      const a = 2 * Math.PI * next();
+      spare = r * Math.sin(a);
+      return r * Math.cos(a);
+    },
+    between: (min, max) => min + (max - min) * next(),
+  };
+}
