@@ -1,0 +1,172 @@
+import { type Db, ident } from "../db/mod.ts";
+import { loadCatalog, type SensorInfo, sensorsAtLocation, sensorsOfDevice } from "./_catalog.ts";
+
+/** How far back a metric missing from a sensor's newest columnar row is looked for. */
+const LOOKBACK_ROWS = 100;
+
+/** The newest value of one metric of one sensor. */
+export interface LatestReading extends SensorInfo {
+  metric: string;
+  value: number;
+  /** From the `metrics` table; null when the metric has no unit recorded. */
+  unit: string | null;
+  time: Date;
+  /** Seconds between `time` and `now` (negative when the device clock runs ahead). */
+  ageS: number;
+}
+
+/** Options of `latestReadings`. */
+export interface LatestReadingsOptions {
+  /** Only this device: its id or name, case-insensitive. */
+  device?: string;
+  /** Only sensors at this location (sensor's or device's), case-insensitive; a part matches too. */
+  location?: string;
+  /** Only these sensors (used by the sensor resources). */
+  sensorIds?: number[];
+  /** The clock ages are measured against (default: the current time). */
+  now?: Date;
+}
+
+/** What `latestReadings` found. */
+export interface LatestReadingsResult {
+  /** Every sensor that matched the filters, with or without readings. */
+  sensors: SensorInfo[];
+  /** One entry per sensor and metric, ordered by device, sensor type and metric. */
+  readings: LatestReading[];
+}
+
+/**
+ * The newest value of every metric of every matching sensor, from whichever layout holds it
+ * (columnar `<type>_measurements` and flexible `measurements`; the newer wins, columnar on a tie).
+ * Each lookup is one `order by time desc limit 1` per sensor through a LATERAL join, so it reads
+ * a handful of index entries however large the tables are. A metric missing from a sensor's
+ * newest columnar row is taken from the sensor's last 100 rows, when it appears there.
+ *
+ * @throws {ReadingsError} for an unknown device or location, listing the known ones.
+ */
+export async function latestReadings(
+  db: Db,
+  opts: LatestReadingsOptions = {},
+): Promise<LatestReadingsResult> {
+  const now = opts.now ?? new Date();
+  const { sensors: all, columnar, units } = await loadCatalog(db);
+  let sensors = all;
+  if (opts.sensorIds) {
+    const wanted = new Set(opts.sensorIds);
+    sensors = sensors.filter((s) => wanted.has(s.sensorId));
+  }
+  if (opts.device !== undefined && opts.device.trim() !== "") {
+    sensors = sensorsOfDevice(sensors, opts.device);
+  }
+  if (opts.location !== undefined && opts.location.trim() !== "") {
+    sensors = sensorsAtLocation(sensors, opts.location);
+  }
+  if (sensors.length === 0) return { sensors, readings: [] };
+
+  // sensor_id → metric → newest { value, time, columnar }
+  const newest = new Map<number, Map<string, { value: number; time: Date; columnar: boolean }>>();
+  const offer = (id: number, metric: string, value: number, time: Date, isColumnar: boolean) => {
+    let m = newest.get(id);
+    if (!m) newest.set(id, m = new Map());
+    const cur = m.get(metric);
+    const newer = !cur || time.getTime() > cur.time.getTime() ||
+      (time.getTime() === cur.time.getTime() && isColumnar && !cur.columnar);
+    if (newer) m.set(metric, { value, time, columnar: isColumnar });
+  };
+
+  const byType = new Map<string, number[]>();
+  for (const s of sensors) {
+    if (!columnar.has(s.sensorType)) continue;
+    byType.set(s.sensorType, [...(byType.get(s.sensorType) ?? []), s.sensorId]);
+  }
+  const ids = sensors.map((s) => s.sensorId);
+  const columnarQueries = [...byType].map(async ([type, typeIds]) => {
+    const cols = columnar.get(type)!;
+    const rows = await db.sql<Record<string, unknown>>`
+      select s.sensor_id, m.*
+      from unnest(${typeIds}::int[]) as s(sensor_id)
+      cross join lateral (
+        select t.time, ${cols.map((c) => ident(c))}
+        from ${ident(`${type}_measurements`)} t
+        where t.sensor_id = s.sensor_id
+        order by t.time desc
+        limit 1
+      ) m`;
+    const incomplete: number[] = [];
+    for (const r of rows) {
+      for (const c of cols) {
+        const v = r[c];
+        if (typeof v === "number") offer(Number(r.sensor_id), c, v, r.time as Date, true);
+      }
+      if (cols.some((c) => r[c] === null)) incomplete.push(Number(r.sensor_id));
+    }
+    if (incomplete.length === 0) return;
+    // A metric missing from the newest row (a failed read, or one the sensor never reports):
+    // its newest value among the last LOOKBACK_ROWS rows — still a bounded index range.
+    const older = await db.sql<{ sensor_id: number; metric: string; time: Date; value: number }>`
+      select s.sensor_id, m.metric, m.time, m.value
+      from unnest(${incomplete}::int[]) as s(sensor_id)
+      cross join lateral (
+        select distinct on (e.key) e.key as metric, x.time, e.value::float8 as value
+        from (
+          select * from ${ident(`${type}_measurements`)} t
+          where t.sensor_id = s.sensor_id
+          order by t.time desc
+          limit ${LOOKBACK_ROWS}
+        ) x
+        cross join lateral jsonb_each(to_jsonb(x) - 'time' - 'sensor_id') e
+        where jsonb_typeof(e.value) = 'number'
+        order by e.key, x.time desc
+      ) m`;
+    for (const r of older) {
+      if (cols.includes(r.metric)) {
+        offer(Number(r.sensor_id), r.metric, Number(r.value), r.time, true);
+      }
+    }
+  });
+  const flexibleQuery = (async () => {
+    const rows = await db.sql<
+      { sensor_id: number; metric_type: string; time: Date; value: number }
+    >`
+      with recursive m(sensor_id, metric_type) as (
+        select s.sensor_id,
+               (select x.metric_type from measurements x where x.sensor_id = s.sensor_id
+                order by x.metric_type limit 1)
+        from unnest(${ids}::int[]) as s(sensor_id)
+        union all
+        select m.sensor_id,
+               (select x.metric_type from measurements x
+                where x.sensor_id = m.sensor_id and x.metric_type > m.metric_type
+                order by x.metric_type limit 1)
+        from m where m.metric_type is not null
+      )
+      select m.sensor_id, m.metric_type, l.time, l.value
+      from m cross join lateral (
+        select x.time, x.value from measurements x
+        where x.sensor_id = m.sensor_id and x.metric_type = m.metric_type
+        order by x.time desc
+        limit 1
+      ) l
+      where m.metric_type is not null`;
+    for (const r of rows) offer(Number(r.sensor_id), r.metric_type, r.value, r.time, false);
+  })();
+  await Promise.all([...columnarQueries, flexibleQuery]);
+
+  const readings: LatestReading[] = [];
+  for (const s of sensors) {
+    const m = newest.get(s.sensorId);
+    if (!m) continue;
+    for (const metric of [...m.keys()].sort()) {
+      const { value, time } = m.get(metric)!;
+      readings.push({
+        ...s,
+        metric,
+        value,
+        unit: units.get(`${s.sensorType}/${metric}`) ?? null,
+        time,
+        ageS: Math.round((now.getTime() - time.getTime()) / 1000),
+      });
+    }
+  }
+  return { sensors, readings };
+}

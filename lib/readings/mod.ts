@@ -1,0 +1,26 @@
+/**
+ * Answers without SQL: the newest readings, downsampled histories, sensor details and the schema
+ * description, plus the natural time inputs the MCP tools accept.
+ *
+ * @module
+ */
+export type { SensorInfo } from "./_catalog.ts";
+export { type Bucket, BUCKET_ORIGIN, bucketCount, chooseBucket } from "./choose_bucket.ts";
+export { describeSchema } from "./describe_schema.ts";
+export { formatAge } from "./format_age.ts";
+export { formatValue } from "./format_value.ts";
+export {
+  type LatestReading,
+  latestReadings,
+  type LatestReadingsOptions,
+  type LatestReadingsResult,
+} from "./latest_readings.ts";
+export { parseTime, TIME_FORMS } from "./parse_time.ts";
+export { ReadingsError } from "./readings_error.ts";
+export { type SensorDetails, sensorDetails } from "./sensor_details.ts";
+export {
+  type HistoryPoint,
+  type SensorHistory,
+  sensorHistory,
+  type SensorHistoryOptions,
+} from "./sensor_history.ts";
