@@ -1,0 +1,89 @@
+import { deepStrictEqual as assertEquals, rejects } from "node:assert/strict";
+import mqtt, { type MqttClient } from "mqtt";
+import { startEmbeddedBroker } from "./embedded_broker.ts";
+
+function connect(url: string, opts: mqtt.IClientOptions = {}): Promise<MqttClient> {
+  const client = mqtt.connect(url, { reconnectPeriod: 0, ...opts });
+  return new Promise((resolve, reject) => {
+    client.once("connect", () => resolve(client));
+    client.once("error", (err) => {
+      client.end(true);
+      reject(err);
+    });
+  });
+}
+
+function collect(client: MqttClient, count: number): Promise<string[]> {
+  const got: string[] = [];
+  return new Promise((resolve) => {
+    client.on("message", (_topic, payload) => {
+      got.push(payload.toString());
+      if (got.length === count) resolve(got);
+    });
+  });
+}
+
+Deno.test("startEmbeddedBroker() delivers QoS 1 messages between MQTT.js clients on a free port", async () => {
+  const broker = await startEmbeddedBroker({ host: "127.0.0.1", port: 0 });
+  try {
+    assertEquals(broker.url, `mqtt://127.0.0.1:${broker.port}`);
+    const sub = await connect(broker.url, { clientId: "sub-a" });
+    const pub = await connect(broker.url, { clientId: "pub-a" });
+    await sub.subscribeAsync("devices/+/status", { qos: 1 });
+    const received = collect(sub, 3);
+    for (const s of ["one", "two", "three"]) {
+      await pub.publishAsync("devices/d1/status", s, { qos: 1 });
+    }
+    assertEquals(await received, ["one", "two", "three"]);
+    await pub.endAsync();
+    await sub.endAsync();
+  } finally {
+    await broker.close();
+  }
+});
+
+Deno.test("startEmbeddedBroker() keeps QoS 1 messages for a persistent session while it is away", async () => {
+  const broker = await startEmbeddedBroker({ host: "127.0.0.1", port: 0 });
+  try {
+    const opts = { clientId: "collector-x", clean: false };
+    const first = await connect(broker.url, opts);
+    await first.subscribeAsync("devices/+/sensors/+/data", { qos: 1 });
+    await first.endAsync();
+
+    const pub = await connect(broker.url, { clientId: "pub-b" });
+    for (let i = 0; i < 5; i++) {
+      await pub.publishAsync("devices/d1/sensors/scd30/data", `m${i}`, { qos: 1 });
+    }
+    await pub.endAsync();
+
+    // Subscribe to the message event before CONNACK: queued messages follow it immediately.
+    const again = mqtt.connect(broker.url, { ...opts, reconnectPeriod: 0 });
+    const received = collect(again, 5);
+    assertEquals(await received, ["m0", "m1", "m2", "m3", "m4"]);
+    await again.endAsync();
+  } finally {
+    await broker.close();
+  }
+});
+
+Deno.test("startEmbeddedBroker() close() disconnects clients and is idempotent", async () => {
+  const broker = await startEmbeddedBroker({ host: "127.0.0.1", port: 0 });
+  const client = await connect(broker.url, { clientId: "c-close" });
+  const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
+  await broker.close();
+  await closed;
+  await broker.close();
+  await client.endAsync(true);
+});
+
+Deno.test("startEmbeddedBroker() names the address when the port is taken", async () => {
+  const broker = await startEmbeddedBroker({ host: "127.0.0.1", port: 0 });
+  try {
+    await rejects(
+      () => startEmbeddedBroker({ host: "127.0.0.1", port: broker.port }),
+      { message: new RegExp(`127\\.0\\.0\\.1:${broker.port}: the address is already in use`) },
+    );
+  } finally {
+    await broker.close();
+  }
+});
