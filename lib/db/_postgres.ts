@@ -1,7 +1,10 @@
 import postgres from "postgres";
 import { buildQuery } from "./ident.ts";
 import { QueryTimeout } from "./query_timeout.ts";
+import { logger } from "../log/mod.ts";
 import type { Db, Field, Queryable, QueryResult, Row, TransactionOptions } from "./types.ts";
+
+const log = logger("db");
 
 type PgSql = postgres.Sql | postgres.TransactionSql;
 
@@ -38,8 +41,34 @@ function queryable(sql: PgSql): Queryable {
   };
 }
 
+let guarded = false;
+
+/**
+ * postgres.js 3.4.9 can throw an uncaught TypeError from a queued write when the server closes
+ * the connection under it (porsager/postgres#1154, #1208; denoland/deno#34667). That would end
+ * the process at every database restart. The query concerned has already been rejected with
+ * CONNECTION_CLOSED (or is bounded by the caller's own timeouts), so exactly that error is
+ * logged and swallowed; every other uncaught error still ends the process.
+ */
+function guardPostgresWriteRace(): void {
+  if (guarded) return;
+  guarded = true;
+  globalThis.addEventListener("error", (event) => {
+    const err = event.error;
+    if (
+      err instanceof TypeError &&
+      err.message === "Cannot read properties of null (reading 'write')" &&
+      /nextWrite/.test(err.stack ?? "") && /postgres/.test(err.stack ?? "")
+    ) {
+      event.preventDefault();
+      log.warn("PostgreSQL connection closed during a write; retrying on a new connection");
+    }
+  });
+}
+
 /** Opens PostgreSQL through postgres.js. */
 export function openPostgres(url: string, opts: { max?: number; appName?: string } = {}): Db {
+  guardPostgresWriteRace();
   const sql = postgres(url, {
     max: opts.max ?? 10,
     onnotice: () => {},

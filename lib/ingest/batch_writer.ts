@@ -1,7 +1,24 @@
 import type { StorageLayout } from "../config/mod.ts";
-import { ident, isValidIdent } from "../db/ident.ts";
+import { isValidIdent } from "../db/ident.ts";
 import type { Db, Queryable } from "../db/mod.ts";
 import { logger } from "../log/mod.ts";
+import { SchemaCache } from "./_schema.ts";
+import {
+  applyCapabilities,
+  applyStatus,
+  comparePairs,
+  type Event,
+  hasSqlState,
+  insertEvents,
+  insertReadings,
+  insertRejected,
+  isRefusal,
+  json,
+  type Row,
+  sensorKey,
+  touchSensors,
+  upsertDevices,
+} from "./_statements.ts";
 import { RESERVED_METRICS } from "./decode_message.ts";
 import type {
   BatchWriter,
@@ -27,36 +44,7 @@ export interface BatchWriterOptions {
   maxMetricsPerType?: number;
 }
 
-/** What the writer knows to exist for one sensor type. */
-interface TypeState {
-  /** Metrics with a `metrics` row and, when columnar is written, a column. */
-  ready: Set<string>;
-  /** Every metric name the type has anywhere (columns or `metrics` rows), for the cap. */
-  all: Set<string>;
-  hasTable: boolean;
-  /** New metrics refused because the type has `maxMetricsPerType` already. */
-  over: Set<string>;
-  /** Why new data of this type is refused, when it is. */
-  refused?: string;
-}
-
-/** A reading whose sensor row is known, ready for the insert statements. */
-interface Row {
-  sensorId: number;
-  msg: ReadingMessage;
-}
-
-type Event = {
-  time: Date;
-  device: string;
-  kind: "status" | "error" | "capabilities";
-  payload: string;
-};
-
 const log = logger("ingest");
-// Serialises schema changes of every collector writing to one database.
-const SCHEMA_LOCK = 0x616d6232;
-const KEY_COLUMNS = new Set(["time", "sensor_id"]);
 
 /**
  * Writes decoded messages to the database, one transaction per batch:
@@ -66,9 +54,10 @@ const KEY_COLUMNS = new Set(["time", "sensor_id"]);
  *   `status` (an older status replayed later does not overwrite a newer one).
  * - `sensors`: one row per device and sensor type, ids cached in memory; `last_seen` kept.
  * - readings: `<type>_measurements(time, sensor_id, <metric>…)` (columnar) and
- *   `measurements(time, sensor_id, metric_type, value)` (flexible), as the layouts say, with
- *   one `unnest()` insert per table and `ON CONFLICT DO NOTHING`. For one sensor and time the
- *   first message of a batch wins, as the stored row wins over a later batch.
+ *   `measurements(time, sensor_id, metric_type, value)` (flexible), as the layouts say: one
+ *   statement per sensor type feeds both from `unnest()` array parameters, with
+ *   `ON CONFLICT DO NOTHING`. For one sensor and time the first message of a batch wins, as the
+ *   stored row wins over a later batch.
  * - a new sensor type gets its table (BRIN index on time, `SELECT` for `sensor_reader`,
  *   hypertable under TimescaleDB) and a new metric its column and `metrics` row, under an
  *   advisory lock so two collectors never race on DDL.
@@ -82,117 +71,16 @@ const KEY_COLUMNS = new Set(["time", "sensor_id"]);
 export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter {
   const columnar = opts.layouts.includes("columnar");
   const flexible = opts.layouts.includes("flexible");
-  const maxTypes = opts.maxSensorTypes ?? 100;
-  const maxMetrics = opts.maxMetricsPerType ?? 100;
+  const schema = new SchemaCache(db, {
+    columnar,
+    maxTypes: opts.maxSensorTypes ?? 100,
+    maxMetrics: opts.maxMetricsPerType ?? 100,
+  });
   const sensorIds = new Map<string, number>();
-  const types = new Map<string, TypeState>();
 
   const forget = () => {
     sensorIds.clear();
-    types.clear();
-  };
-
-  /** Creates the tables, columns and `metrics` rows the readings need, within the limits. */
-  const prepareSchema = async (readings: ReadingMessage[]): Promise<void> => {
-    const wanted = new Map<string, Set<string>>();
-    for (const r of readings) {
-      let set = wanted.get(r.sensorType);
-      if (!set) wanted.set(r.sensorType, set = new Set());
-      for (const m in r.metrics) set.add(m);
-    }
-    const pending = [...wanted].filter(([type, metrics]) => {
-      const s = types.get(type);
-      if (!s) return true;
-      if (s.refused) return false;
-      for (const m of metrics) if (!s.ready.has(m) && !s.over.has(m)) return true;
-      return false;
-    });
-    if (pending.length === 0) return;
-    for (let attempt = 1;; attempt++) {
-      try {
-        const staged = await db.transaction((tx) => changeSchema(tx, pending));
-        for (const [type, state] of staged) types.set(type, state);
-        return;
-      } catch (err) {
-        // Schema changes made outside the lock (a migration, a person) can still collide.
-        if (attempt >= 2 || !hasSqlState(err)) throw err;
-      }
-    }
-  };
-
-  const changeSchema = async (
-    tx: Queryable,
-    pending: [string, Set<string>][],
-  ): Promise<Map<string, TypeState>> => {
-    await tx.query("select pg_advisory_xact_lock($1)", [SCHEMA_LOCK]);
-    const staged = new Map<string, TypeState>();
-    const [{ n }] = await tx.sql<{ n: number }>`
-      select count(distinct sensor_type)::int as n from metrics`;
-    let typeCount = n;
-    let features: { timescale: boolean; reader: boolean } | undefined;
-    for (const [type, metrics] of pending) {
-      // A copy: the cache changes only once this transaction has committed.
-      const known = types.get(type);
-      const state = known ? cloneState(known) : await loadType(tx, type);
-      const table = `${type}_measurements`;
-      if (state.all.size === 0 && !state.hasTable) {
-        if (typeCount >= maxTypes) {
-          state.refused = `sensor type "${type}" refused: the database already has ${typeCount} ` +
-            `sensor types, the most the collector creates`;
-          staged.set(type, state);
-          log.warn("sensor type refused", { type, limit: maxTypes });
-          continue;
-        }
-        typeCount++;
-      }
-      if (columnar && !state.hasTable) {
-        features ??= await loadFeatures(tx);
-        await createTable(tx, table, features);
-        state.hasTable = true;
-        log.info("created table for a new sensor type", { table });
-      }
-      for (const m of metrics) {
-        if (state.ready.has(m)) continue;
-        if (!state.all.has(m) && state.all.size >= maxMetrics) {
-          if (!state.over.has(m)) {
-            log.warn("metric refused", { type, metric: m, limit: maxMetrics });
-          }
-          state.over.add(m);
-          continue;
-        }
-        if (columnar) {
-          await tx.sql`alter table ${ident(table)}
-            add column if not exists ${ident(m)} double precision`;
-        }
-        await tx.sql`insert into metrics (sensor_type, metric) values (${type}, ${m})
-          on conflict do nothing`;
-        state.ready.add(m);
-        if (!state.all.has(m)) log.info("new metric", { type, metric: m });
-        state.all.add(m);
-      }
-      staged.set(type, state);
-    }
-    return staged;
-  };
-
-  const loadType = async (tx: Queryable, type: string): Promise<TypeState> => {
-    const cols = columnar
-      ? (await tx.sql<{ name: string }>`
-          select column_name::text as name from information_schema.columns
-          where table_schema = current_schema() and table_name = ${`${type}_measurements`}`)
-        .map((r) => r.name)
-      : [];
-    const rows = await tx.sql<{ metric: string }>`
-      select metric from metrics where sensor_type = ${type}`;
-    const inMetrics = new Set(rows.map((r) => r.metric));
-    const columns = new Set(cols.filter((c) => !KEY_COLUMNS.has(c)));
-    const ready = new Set([...inMetrics].filter((m) => !columnar || columns.has(m)));
-    return {
-      ready,
-      all: new Set([...inMetrics, ...columns]),
-      hasTable: cols.length > 0,
-      over: new Set(),
-    };
+    schema.forget();
   };
 
   /** Splits readings into what can be stored now and rejections for refused types and metrics. */
@@ -200,7 +88,7 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
     const kept: ReadingMessage[] = [];
     const refused: RejectedMessage[] = [];
     for (const r of readings) {
-      const state = types.get(r.sensorType);
+      const state = schema.get(r.sensorType);
       if (!state || state.refused) {
         refused.push(
           refusal(r, state?.refused ?? `sensor type "${r.sensorType}" could not be created`),
@@ -258,7 +146,7 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
         if (!prev || prev.time <= msg.time) status.set(msg.device, msg);
       }
     }
-    await prepareSchema(readings);
+    await schema.prepare(readings);
     const limited = applyLimits(readings);
     rejected.push(...limited.refused);
     const staged = new Map<string, number>();
@@ -340,256 +228,6 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
   };
 }
 
-function cloneState(s: TypeState): TypeState {
-  return { ...s, ready: new Set(s.ready), all: new Set(s.all), over: new Set(s.over) };
-}
-
-async function loadFeatures(tx: Queryable): Promise<{ timescale: boolean; reader: boolean }> {
-  const [row] = await tx.sql<{ timescale: boolean; reader: boolean }>`
-    select exists (select from pg_extension where extname = 'timescaledb') as timescale,
-           exists (select from pg_roles where rolname = 'sensor_reader') as reader`;
-  return row;
-}
-
-async function createTable(
-  tx: Queryable,
-  table: string,
-  features: { timescale: boolean; reader: boolean },
-): Promise<void> {
-  const t = ident(table);
-  await tx.sql`create table if not exists ${t} (
-    time      timestamptz not null,
-    sensor_id integer not null,
-    primary key (sensor_id, time))`;
-  // Unnamed: PostgreSQL picks a name that fits in 63 characters whatever the type's length.
-  await tx.sql`create index on ${t} using brin (time)`;
-  if (features.reader) await tx.sql`grant select on ${t} to sensor_reader`;
-  if (features.timescale) {
-    await tx.sql`do $$ begin
-      perform create_hypertable('${t}'::regclass, 'time', if_not_exists => true);
-    exception when others then
-      raise warning 'hypertable not created: %', sqlerrm;
-    end $$`;
-  }
-}
-
-async function upsertDevices(tx: Queryable, seen: Map<string, number>): Promise<void> {
-  if (seen.size === 0) return;
-  const ids = [...seen.keys()].sort();
-  const times = ids.map((id) => iso(seen.get(id)!));
-  await tx.sql`
-    insert into devices as d (device_id, last_seen)
-    select * from unnest(${ids}::text[], ${times}::timestamptz[])
-    on conflict (device_id) do update set last_seen = excluded.last_seen
-    where d.last_seen is null or d.last_seen < excluded.last_seen`;
-}
-
-async function applyCapabilities(
-  tx: Queryable,
-  caps: CapabilitiesMessage[],
-  staged: Map<string, number>,
-): Promise<void> {
-  const latest = new Map<string, CapabilitiesMessage>();
-  for (const c of caps) {
-    const prev = latest.get(c.device);
-    if (!prev || prev.time <= c.time) latest.set(c.device, c);
-  }
-  const list = [...latest.values()].sort((a, b) => compare(a.device, b.device));
-  await tx.sql`
-    update devices d set
-      device_name = coalesce(u.name, d.device_name),
-      firmware_version = coalesce(u.fw, d.firmware_version),
-      location = coalesce(u.loc, d.location),
-      metadata = u.meta::jsonb
-    from unnest(${list.map((c) => c.device)}::text[], ${
-    list.map((c) => c.deviceName ?? null)
-  }::text[],
-                ${list.map((c) => c.firmwareVersion ?? null)}::text[],
-                ${list.map((c) => c.location ?? null)}::text[],
-                ${list.map((c) => json(c.metadata))}::text[],
-                ${list.map((c) => c.time.toISOString())}::timestamptz[])
-      as u(id, name, fw, loc, meta, t)
-    where d.device_id = u.id and not exists (
-      select from device_events e
-      where e.device_id = u.id and e.kind = 'capabilities' and e.time > u.t)`;
-  const sensors: { device: string; type: string; location: string | null; meta: string | null }[] =
-    [];
-  for (const c of list) {
-    for (const type of c.sensors) {
-      const meta = c.metadata[type];
-      const plain = typeof meta === "object" && meta !== null && !Array.isArray(meta);
-      const loc = plain ? (meta as Record<string, unknown>).location : undefined;
-      sensors.push({
-        device: c.device,
-        type,
-        location: typeof loc === "string" ? loc : null,
-        meta: plain ? json(meta) : null,
-      });
-    }
-  }
-  if (sensors.length === 0) return;
-  sensors.sort((a, b) => compare(a.device, b.device) || compare(a.type, b.type));
-  const rows = await tx.sql<{ sensor_id: number; device_id: string; sensor_type: string }>`
-    insert into sensors as s (device_id, sensor_type, location, metadata)
-    select u.d, u.t, u.l, coalesce(u.m::jsonb, '{}')
-    from unnest(${sensors.map((s) => s.device)}::text[], ${sensors.map((s) => s.type)}::text[],
-                ${sensors.map((s) => s.location)}::text[], ${sensors.map((s) => s.meta)}::text[])
-      as u(d, t, l, m)
-    on conflict (device_id, sensor_type) do update set
-      location = coalesce(excluded.location, s.location),
-      metadata = case when excluded.metadata = '{}'::jsonb then s.metadata
-                      else excluded.metadata end
-    returning sensor_id, device_id, sensor_type`;
-  for (const r of rows) staged.set(sensorKey(r.device_id, r.sensor_type), r.sensor_id);
-}
-
-async function applyStatus(
-  tx: Queryable,
-  status: Map<string, { status: string; time: Date }>,
-): Promise<void> {
-  const ids = [...status.keys()].sort();
-  await tx.sql`
-    update devices d set status = u.s
-    from unnest(${ids}::text[], ${ids.map((id) => status.get(id)!.status)}::text[],
-                ${ids.map((id) => status.get(id)!.time.toISOString())}::timestamptz[])
-      as u(id, s, t)
-    where d.device_id = u.id and d.status is distinct from u.s and not exists (
-      select from device_events e where e.device_id = u.id and e.kind = 'status' and e.time > u.t)`;
-}
-
-/**
- * Inserts the readings, one statement per sensor type for both layouts: the rows travel once as
- * one array parameter per column, feed the type's table and, one row per metric, `measurements`.
- * For one sensor and time the first message of the batch wins, in both layouts.
- */
-async function insertReadings(
-  tx: Queryable,
-  rows: Row[],
-  layouts: { columnar: boolean; flexible: boolean },
-): Promise<void> {
-  const byType = new Map<string, Row[]>();
-  for (const r of rows) {
-    const list = byType.get(r.msg.sensorType);
-    if (list) list.push(r);
-    else byType.set(r.msg.sensorType, [r]);
-  }
-  for (const [type, list] of byType) {
-    const seen = new Set<string>();
-    const metrics = [...new Set(list.flatMap((r) => Object.keys(r.msg.metrics)))].sort();
-    const times: string[] = [];
-    const ids: number[] = [];
-    const values: (number | null)[][] = metrics.map(() => []);
-    for (const { sensorId, msg } of list) {
-      const key = `${sensorId}:${msg.time.getTime()}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      times.push(msg.time.toISOString());
-      ids.push(sensorId);
-      for (let i = 0; i < metrics.length; i++) values[i].push(msg.metrics[metrics[i]] ?? null);
-    }
-    const table = ident(`${type}_measurements`);
-    const cols = metrics.map((m) => ident(m));
-    const q = new Statement();
-    q.text("with u as (select * from unnest(").param(times).text("::timestamptz[], ")
-      .param(ids).text("::int[]");
-    for (const v of values) q.text(", ").param(v).text("::float8[]");
-    q.text(") as u (time, sensor_id, ").param(cols).text("))");
-    if (layouts.columnar) {
-      q.text(layouts.flexible ? ", c as (" : " ");
-      q.text("insert into ").param(table).text(" (time, sensor_id, ").param(cols)
-        .text(") select * from u on conflict do nothing");
-      q.text(layouts.flexible ? ") " : "");
-    }
-    if (layouts.flexible) {
-      q.text(
-        "insert into measurements (time, sensor_id, metric_type, value) " +
-          "select u.time, u.sensor_id, m.metric_type, m.value from u cross join lateral (values ",
-      );
-      metrics.forEach((m, i) => {
-        q.text(i === 0 ? "(" : ", (").param(m).text("::text, u.").param(cols[i]).text(")");
-      });
-      q.text(") as m (metric_type, value) where m.value is not null on conflict do nothing");
-    }
-    await q.run(tx);
-  }
-}
-
-/**
- * A statement assembled from fixed text fragments and values: `ident()` values become quoted
- * identifiers and anything else a parameter, exactly as in a `sql` tagged template.
- */
-class Statement {
-  #strings: string[] = [""];
-  #values: unknown[] = [];
-
-  text(fragment: string): this {
-    this.#strings[this.#strings.length - 1] += fragment;
-    return this;
-  }
-
-  param(value: unknown): this {
-    this.#values.push(value);
-    this.#strings.push("");
-    return this;
-  }
-
-  run(tx: Queryable): Promise<unknown> {
-    const strings = [...this.#strings];
-    const template = Object.assign(strings, { raw: [...strings] });
-    return tx.sql(template as unknown as TemplateStringsArray, ...this.#values);
-  }
-}
-
-async function touchSensors(tx: Queryable, rows: Row[]): Promise<void> {
-  const newest = new Map<number, number>();
-  for (const { sensorId, msg } of rows) {
-    const t = msg.time.getTime();
-    if (!(newest.get(sensorId)! >= t)) newest.set(sensorId, t);
-  }
-  if (newest.size === 0) return;
-  const ids = [...newest.keys()].sort((a, b) => a - b);
-  await tx.sql`
-    update sensors s set last_seen = u.t
-    from unnest(${ids}::int[], ${ids.map((id) => iso(newest.get(id)!))}::timestamptz[]) as u(id, t)
-    where s.sensor_id = u.id and (s.last_seen is null or s.last_seen < u.t)`;
-}
-
-async function insertEvents(tx: Queryable, events: Event[]): Promise<void> {
-  if (events.length === 0) return;
-  const unique = new Map<string, Event>();
-  for (const e of events) {
-    unique.set(`${e.device}\0${e.kind}\0${e.time.getTime()}\0${e.payload}`, e);
-  }
-  const list = [...unique.values()];
-  await tx.sql`
-    insert into device_events (time, device_id, kind, payload)
-    select u.t, u.d, u.k, u.p::jsonb
-    from unnest(${list.map((e) => e.time.toISOString())}::timestamptz[],
-                ${list.map((e) => e.device)}::text[], ${list.map((e) => e.kind)}::text[],
-                ${list.map((e) => e.payload)}::text[]) as u(t, d, k, p)
-    where not exists (
-      select from device_events x
-      where x.device_id = u.d and x.time = u.t and x.kind = u.k and x.payload = u.p::jsonb)`;
-}
-
-async function insertRejected(tx: Queryable, rejected: RejectedMessage[]): Promise<void> {
-  if (rejected.length === 0) return;
-  const unique = new Map<string, RejectedMessage>();
-  for (const r of rejected) {
-    unique.set(`${r.time.getTime()}\0${r.topic}\0${r.reason}\0${r.payload}`, r);
-  }
-  const list = [...unique.values()];
-  await tx.sql`
-    insert into rejected_messages (received_at, topic, payload, reason)
-    select * from unnest(${list.map((r) => r.time.toISOString())}::timestamptz[],
-                         ${list.map((r) => r.topic)}::text[], ${list.map((r) => r.payload)}::text[],
-                         ${list.map((r) => r.reason)}::text[]) as u(t, topic, p, r)
-    where not exists (
-      select from rejected_messages x
-      where x.received_at = u.t and x.topic = u.topic and x.reason = u.r
-        and x.payload is not distinct from u.p)`;
-}
-
 /**
  * A rejection for a decoded message the writer cannot store, or stores only in part. The payload
  * is the device's text when the decoder kept it, else the decoded message as JSON.
@@ -636,43 +274,6 @@ function topicOf(msg: Decoded): string {
     default:
       return `devices/${msg.device}/${msg.kind}`;
   }
-}
-
-function sensorKey(device: string, type: string): string {
-  return `${device}\0${type}`;
-}
-
-function json(value: unknown): string {
-  return JSON.stringify(value ?? null);
-}
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString();
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function comparePairs(a: [string, string], b: [string, string]): number {
-  return compare(a[0], b[0]) || compare(a[1], b[1]);
-}
-
-function sqlState(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
-}
-
-/** PostgreSQL answered with an error (as opposed to a lost or closed connection). */
-function hasSqlState(err: unknown): boolean {
-  const code = sqlState(err);
-  // 08 connection exception, 57P admin shutdown/crash: the database went away.
-  return code !== undefined && !code.startsWith("08") && !code.startsWith("57P");
-}
-
-/** The database refused the data: data exception, constraint, undefined object, limits. */
-function isRefusal(err: unknown): boolean {
-  return /^(22|23|42|54)/.test(sqlState(err) ?? "");
 }
 
 function errorText(err: unknown): string {

@@ -106,7 +106,6 @@ export async function startCollector(
       "The collector needs an MQTT broker: set MQTT_URL (or MQTT_BROKER and MQTT_PORT)",
     );
   }
-  guardPostgresWriteRace();
   const flushIntervalMs = opts.flushIntervalMs ?? 50;
   const batchSize = opts.batchSize ?? 5000;
   const batchBytes = opts.batchBytes ?? 8 * 1024 * 1024;
@@ -587,31 +586,6 @@ export async function startCollector(
       return stopPromise;
     },
   };
-}
-
-let guarded = false;
-
-/**
- * postgres.js 3.4.9 can throw an uncaught TypeError from a queued write when the server closes
- * the connection under it (porsager/postgres#1154, #1208; denoland/deno#34667). That would end
- * the process at every database restart. The query concerned has already been rejected with
- * CONNECTION_CLOSED (or is bounded by the collector's own timeouts), so exactly that error is
- * logged and swallowed; every other uncaught error still ends the process.
- */
-function guardPostgresWriteRace(): void {
-  if (guarded) return;
-  guarded = true;
-  globalThis.addEventListener("error", (event) => {
-    const err = event.error;
-    if (
-      err instanceof TypeError &&
-      err.message === "Cannot read properties of null (reading 'write')" &&
-      /nextWrite/.test(err.stack ?? "") && /postgres/.test(err.stack ?? "")
-    ) {
-      event.preventDefault();
-      log.warn("PostgreSQL connection closed during a write; retrying on a new connection");
-    }
-  });
 }
 
 async function openJournal(dir: string, config: ResolvedCollectorConfig): Promise<Journal> {

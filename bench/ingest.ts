@@ -1,0 +1,529 @@
+/**
+ * Ingest benchmark: end-to-end throughput of the collector (first publish → last row committed)
+ * against a naive writer (one transaction per message, the seed's design) and the raw `COPY`
+ * ceiling for the same rows, with the collector's memory; also the publisher alone and the batch
+ * writer alone, to show which part limits. Uses `DATABASE_URL` (a fresh database,
+ * dropped afterwards) or embedded PGlite, and `MQTT_URL` or the embedded broker.
+ *
+ * Flags: `--ingest-n=100000` messages, `--ingest-naive-n=2000`, `--ingest-devices=500`,
+ * `--ingest-window=1000` (publisher QoS 1 in-flight window), `--ingest-ahead=300` (most messages
+ * published ahead of what the collector has taken: Mosquitto drops what exceeds a subscriber's
+ * `max_queued_messages`, 1000 by default), `--ingest-layouts=columnar,flexible`,
+ * `--ingest-v8-flags=…` (V8 flags of the collector process; default: those of `deno task collect`).
+ *
+ * @module
+ */
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { parseArgs } from "node:util";
+import { PGlite } from "@electric-sql/pglite";
+import postgres from "postgres";
+import { loadCollectorConfig, type StorageLayout } from "../lib/config/mod.ts";
+import { type Db, ident, loadMigrations, migrate, openDb } from "../lib/db/mod.ts";
+import { createBatchWriter, decodeMessage } from "../lib/ingest/mod.ts";
+import { startEmbeddedBroker } from "../lib/mqtt/mod.ts";
+import type { CollectorJob, CollectorReport } from "./_ingest_collector.ts";
+import { benchMessage, type PublishJob } from "./_ingest_publisher.ts";
+
+interface Options {
+  n: number;
+  naiveN: number;
+  devices: number;
+  window: number;
+  ahead: number;
+  layouts: StorageLayout[];
+  /** V8 flags of the collector process; undefined → those of `deno task collect`. */
+  v8Flags?: string;
+}
+
+const MB = 1024 * 1024;
+
+function options(args: string[]): Options {
+  const { values } = parseArgs({
+    args,
+    options: {
+      "ingest-n": { type: "string" },
+      "ingest-naive-n": { type: "string" },
+      "ingest-devices": { type: "string" },
+      "ingest-window": { type: "string" },
+      "ingest-layouts": { type: "string" },
+      "ingest-ahead": { type: "string" },
+      "ingest-v8-flags": { type: "string" },
+    },
+    strict: false,
+    allowPositionals: true,
+  });
+  const int = (name: string, fallback: number) => {
+    const raw = values[name];
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new RangeError(`--${name} must be a positive integer, got "${raw}"`);
+    }
+    return n;
+  };
+  const layouts = String(values["ingest-layouts"] ?? "columnar,flexible").split(",")
+    .map((s) => s.trim());
+  for (const l of layouts) {
+    if (l !== "columnar" && l !== "flexible") {
+      throw new RangeError(`--ingest-layouts must list columnar and/or flexible, got "${l}"`);
+    }
+  }
+  return {
+    n: int("ingest-n", 100_000),
+    naiveN: int("ingest-naive-n", 2000),
+    devices: int("ingest-devices", 500),
+    window: int("ingest-window", 1000),
+    ahead: int("ingest-ahead", 300),
+    layouts: layouts as StorageLayout[],
+    v8Flags: values["ingest-v8-flags"] === undefined
+      ? undefined
+      : String(values["ingest-v8-flags"]),
+  };
+}
+
+/** The database under test: a fresh PostgreSQL database or PGlite in a temporary folder. */
+interface Target {
+  db: Db;
+  label: string;
+  url?: string;
+  close(): Promise<void>;
+}
+
+async function openTarget(adminUrl: string | undefined): Promise<Target> {
+  if (!adminUrl) {
+    const dir = await Deno.makeTempDir({ prefix: "ambient-bench-pglite-" });
+    const db = await openDb({ databaseUrl: undefined, dataDir: dir });
+    await migrate(db);
+    return {
+      db,
+      label: "embedded PGlite (worker, on disk)",
+      close: async () => {
+        await db.close();
+        await Deno.remove(dir, { recursive: true });
+      },
+    };
+  }
+  const name = `bench_ingest_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const admin = await openDb({ databaseUrl: adminUrl, dataDir: "", max: 1 });
+  await admin.sql`create database ${ident(name)}`;
+  const u = new URL(adminUrl);
+  u.pathname = `/${name}`;
+  const db = await openDb({ databaseUrl: u.toString(), dataDir: "", appName: "ambient-bench" });
+  await migrate(db);
+  const [{ version }] = await db.sql<{ version: string }>`select version()`;
+  return {
+    db,
+    url: u.toString(),
+    label: `${version.split(" on ")[0]} (fresh database ${name}, dropped after)`,
+    close: async () => {
+      await db.close();
+      try {
+        await admin.sql`drop database if exists ${ident(name)} with (force)`;
+      } finally {
+        await admin.close();
+      }
+    },
+  };
+}
+
+/** The publisher worker, driven by request/answer messages. */
+class Publisher {
+  #worker = new Worker(new URL("./_ingest_publisher.ts", import.meta.url), { type: "module" });
+
+  /** Tells the publisher how many messages the collector has taken (its flow control). */
+  credit(n: number) {
+    this.#worker.postMessage({ op: "credit", n });
+  }
+
+  call(op: "connect" | "publish" | "close", job?: PublishJob): Promise<{ ms?: number }> {
+    return new Promise((resolve, reject) => {
+      this.#worker.onmessage = (e) => {
+        if (e.data.ok) resolve(e.data);
+        else reject(new Error(`publisher: ${e.data.error}`));
+      };
+      this.#worker.postMessage({ op, job });
+    });
+  }
+
+  terminate() {
+    this.#worker.terminate();
+  }
+}
+
+/** Runs the ingest benchmark and prints msgs/s, ratios and the collector's memory. */
+export async function run(args: string[]): Promise<void> {
+  const o = options(args);
+  const env = Deno.env.toObject();
+  const target = await openTarget(env.DATABASE_URL);
+  const broker = env.MQTT_URL
+    ? undefined
+    : await startEmbeddedBroker({ host: "127.0.0.1", port: 0 });
+  const base = loadCollectorConfig(env);
+  const mqttUrl = base.mqtt.url ?? broker!.url;
+  const publisher = new Publisher();
+  const baseSec = Math.floor(Date.now() / 1000) - Math.ceil(o.n / o.devices) - 3600;
+  const job = (prefix: string, root: string, n: number): PublishJob => ({
+    url: mqttUrl,
+    username: base.mqtt.username,
+    password: base.mqtt.password,
+    n,
+    devices: o.devices,
+    prefix,
+    root,
+    baseSec,
+    window: o.window,
+    ahead: o.ahead,
+  });
+  const rate = (n: number, ms: number) => n / (ms / 1000);
+  const fmt = (r: number) => `${Math.round(r).toLocaleString("en-US")} msg/s`;
+  try {
+    console.log(
+      `ingest: ${o.n.toLocaleString("en-US")} SCD30 messages (3 metrics each) from ${o.devices} ` +
+        `devices, QoS 1, layouts ${o.layouts.join("+")}`,
+    );
+    console.log(`database: ${target.label}`);
+    console.log(`broker: ${broker ? "embedded (aedes, in-process)" : "MQTT_URL"} ${mqttUrl}`);
+    await publisher.call("connect", job("bench", "devices", 0));
+
+    // 1. The load generator alone: what one MQTT.js client and the broker can take.
+    const alone = await publisher.call("publish", {
+      ...job("bench", "bench-void", o.n),
+      ahead: undefined,
+    });
+    const publisherRate = rate(o.n, alone.ms!);
+    console.log(
+      `publisher alone (topic without subscribers, window ${o.window}): ${fmt(publisherRate)}`,
+    );
+
+    // 2. The seed's design: one transaction per message, messages handed over directly.
+    const naiveMs = await naiveWriter(target.db, job("naive", "devices", o.naiveN), o.layouts);
+    const naiveRate = rate(o.naiveN, naiveMs);
+    console.log(
+      `naive writer (1 transaction per message, ${o.naiveN.toLocaleString("en-US")} messages ` +
+        `without MQTT, rate extrapolated): ${fmt(naiveRate)}`,
+    );
+
+    // 3. The batch writer alone: decoded messages in batches of 5000, no MQTT, no journal.
+    const writerMs = await writerAlone(target.db, job("direct", "devices", o.n), o.layouts);
+    console.log(
+      `batch writer alone (batches of 5,000 decoded messages, no MQTT): ` +
+        `${fmt(rate(o.n, writerMs))}`,
+    );
+
+    // 4. The collector, end to end, in its own process.
+    const v8Flags = o.v8Flags ?? await collectTaskV8Flags();
+    const c = await collectorRun({
+      job: { databaseUrl: target.url, mqttUrl, layouts: o.layouts, n: o.n, prefix: "bench" },
+      publisher,
+      publish: job("bench", "devices", o.n),
+      v8Flags,
+    });
+    const collectorRate = rate(o.n, c.ms);
+    console.log(
+      `collector end to end (first publish → last commit): ${fmt(collectorRate)} ` +
+        `(${(c.ms / 1000).toFixed(1)} s; the publisher was done after ` +
+        `${(c.publishMs / 1000).toFixed(1)} s)`,
+    );
+    console.log(
+      `  ${c.batches} batches; the writer was busy ${Math.round((100 * c.writeMs) / c.ms)}% ` +
+        `of the run; collector V8 flags: ${v8Flags ?? "none"}`,
+    );
+    verify(c.rows, o);
+
+    // 5. The ceiling: the same rows loaded with COPY.
+    const copyMs = target.url
+      ? await copyPostgres(target.url, o, baseSec)
+      : await copyPglite(o, baseSec);
+    const copyRate = rate(o.n, copyMs);
+    console.log(`COPY ceiling (same rows, no MQTT): ${fmt(copyRate)}`);
+
+    const x = (r: number) => `${r.toFixed(1)}x`;
+    console.log(
+      `ratios: collector/naive ${x(collectorRate / naiveRate)} (target ≥ 15x), ` +
+        `collector/COPY ${(collectorRate / copyRate).toFixed(2)}, ` +
+        `collector/publisher-alone ${(collectorRate / publisherRate).toFixed(2)}; ` +
+        `collector target ≥ 15,000 msg/s`,
+    );
+    console.log(
+      `collector RSS: peak ${Math.round(c.peakRss / MB)} MB, ${Math.round(c.readyRss / MB)} MB ` +
+        `when it had subscribed (target < 150 MB; its own process` +
+        `${target.url ? "" : ", with the embedded database in it"})`,
+    );
+  } finally {
+    await publisher.call("close").catch(() => {});
+    publisher.terminate();
+    await broker?.close();
+    await target.close();
+  }
+}
+
+/** Writes `job`'s messages with the collector's batch writer, 5000 at a time. */
+async function writerAlone(db: Db, job: PublishJob, layouts: StorageLayout[]): Promise<number> {
+  const enc = new TextEncoder();
+  const decoded = [];
+  for (let i = 0; i < job.n; i++) {
+    const m = benchMessage(job, i);
+    decoded.push(
+      decodeMessage({ topic: m.topic, payload: enc.encode(m.payload), receivedAt: Date.now() }),
+    );
+  }
+  const writer = createBatchWriter(db, { layouts });
+  const start = performance.now();
+  for (let i = 0; i < decoded.length; i += 5000) await writer.write(decoded.slice(i, i + 5000));
+  return performance.now() - start;
+}
+
+/** Writes `job`'s messages as the seed did: decode, then one transaction with its INSERTs. */
+async function naiveWriter(db: Db, job: PublishJob, layouts: StorageLayout[]): Promise<number> {
+  const sensors = new Map<string, number>();
+  const enc = new TextEncoder();
+  const start = performance.now();
+  for (let i = 0; i < job.n; i++) {
+    const m = benchMessage(job, i);
+    const d = decodeMessage({
+      topic: m.topic,
+      payload: enc.encode(m.payload),
+      receivedAt: Date.now(),
+    });
+    if (d.kind !== "reading") throw new Error(`benchmark message rejected: ${JSON.stringify(d)}`);
+    await db.transaction(async (tx) => {
+      let id = sensors.get(d.device);
+      if (id === undefined) {
+        await tx.sql`insert into devices (device_id, last_seen) values (${d.device}, ${d.time})
+          on conflict (device_id) do update set last_seen = excluded.last_seen`;
+        const [row] = await tx.sql<{ sensor_id: number }>`
+          insert into sensors (device_id, sensor_type) values (${d.device}, ${d.sensorType})
+          on conflict (device_id, sensor_type) do update set sensor_type = excluded.sensor_type
+          returning sensor_id`;
+        id = row.sensor_id;
+        sensors.set(d.device, id);
+      }
+      const { co2, temperature, humidity } = d.metrics;
+      if (layouts.includes("columnar")) {
+        await tx.sql`
+          insert into scd30_measurements (time, sensor_id, co2, temperature, humidity)
+          values (${d.time}, ${id}, ${co2}, ${temperature}, ${humidity}) on conflict do nothing`;
+      }
+      if (layouts.includes("flexible")) {
+        await tx.sql`
+          insert into measurements (time, sensor_id, metric_type, value)
+          values (${d.time}, ${id}, 'co2', ${co2}), (${d.time}, ${id}, 'temperature', ${temperature}),
+                 (${d.time}, ${id}, 'humidity', ${humidity})
+          on conflict do nothing`;
+      }
+    });
+  }
+  return performance.now() - start;
+}
+
+interface CollectorResult {
+  ms: number;
+  publishMs: number;
+  peakRss: number;
+  readyRss: number;
+  /** Time spent inside the batch writer, and the number of batches. */
+  writeMs: number;
+  batches: number;
+  rows: Rows;
+}
+
+/**
+ * The V8 flags `deno task collect` runs with (deno.json), so that the benchmark measures the
+ * collector's memory as users run it.
+ */
+async function collectTaskV8Flags(): Promise<string | undefined> {
+  try {
+    const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+    return /--v8-flags=(\S+)/.exec(String(config.tasks?.collect ?? ""))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs the collector in a child process and publishes `job` to it. */
+async function collectorRun(
+  args: { job: CollectorJob; publisher: Publisher; publish: PublishJob; v8Flags?: string },
+): Promise<CollectorResult> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      ...(args.v8Flags ? [`--v8-flags=${args.v8Flags}`] : []),
+      new URL("./_ingest_collector.ts", import.meta.url).pathname,
+      JSON.stringify(args.job),
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reports = lines(child.stdout);
+  const next = async (): Promise<CollectorReport> => {
+    const { value, done } = await reports.next();
+    if (done) throw new Error("the benchmark's collector process ended early");
+    const r = JSON.parse(value) as CollectorReport;
+    if ("error" in r) throw new Error(`collector: ${r.error}`);
+    return r;
+  };
+  try {
+    let ready: CollectorReport;
+    while (!("ready" in (ready = await next())));
+    const readyRss = (ready as { rss: number }).rss;
+    const start = performance.timeOrigin + performance.now();
+    let publishMs = NaN;
+    const publishing = args.publisher.call("publish", args.publish).then((r) => {
+      publishMs = r.ms!;
+    });
+    let r = await next();
+    let last = -1;
+    let lastChange = performance.now();
+    while (!("done" in r)) {
+      if ("received" in r) {
+        args.publisher.credit(r.received);
+        if (r.committed !== last) {
+          last = r.committed;
+          lastChange = performance.now();
+        } else if (performance.now() - lastChange > 30_000) {
+          throw new Error(
+            `the collector committed ${r.committed} of ${args.job.n} messages and made no ` +
+              `progress for 30 s (a broker dropping messages? see --ingest-ahead)`,
+          );
+        }
+      }
+      r = await next();
+    }
+    await publishing;
+    const done = r;
+    let rows: CollectorReport;
+    while (!("rows" in (rows = await next())));
+    return {
+      ms: done.lastCommit - start,
+      publishMs,
+      peakRss: done.peakRss,
+      readyRss,
+      writeMs: done.writeMs,
+      batches: done.batches,
+      rows: (rows as { rows: Rows }).rows,
+    };
+  } finally {
+    // Closing its stdin tells the child to stop; it stops its collector and removes its folder,
+    // and is ended only when it does not finish by itself.
+    await child.stdin.close().catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ended = await Promise.race([
+      child.status.then(() => true),
+      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 20_000)),
+    ]);
+    clearTimeout(timer);
+    if (!ended) {
+      child.kill("SIGTERM");
+      await child.status;
+    }
+    await reports.return(undefined);
+  }
+}
+
+/** The lines of a byte stream. */
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let rest = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    rest += chunk;
+    let nl;
+    while ((nl = rest.indexOf("\n")) >= 0) {
+      yield rest.slice(0, nl);
+      rest = rest.slice(nl + 1);
+    }
+  }
+  if (rest) yield rest;
+}
+
+type Rows = { columnar: number; flexible: number };
+
+function verify(rows: Rows, o: Options): void {
+  const want = {
+    columnar: o.layouts.includes("columnar") ? o.n : 0,
+    flexible: o.layouts.includes("flexible") ? 3 * o.n : 0,
+  };
+  if (rows.columnar !== want.columnar || rows.flexible !== want.flexible) {
+    throw new Error(
+      `stored rows do not match: columnar ${rows.columnar}/${want.columnar}, ` +
+        `flexible ${rows.flexible}/${want.flexible}`,
+    );
+  }
+  console.log(`verified: ${rows.columnar} columnar rows, ${rows.flexible} flexible rows`);
+}
+
+/** The benchmark's rows as COPY text, `chunk` messages at a time. */
+function* copyText(
+  o: Options,
+  baseSec: number,
+  layout: StorageLayout,
+  chunk = 10_000,
+): Generator<string> {
+  const job = { devices: o.devices, prefix: "copy", root: "devices", baseSec };
+  for (let from = 0; from < o.n; from += chunk) {
+    let text = "";
+    for (let i = from; i < Math.min(o.n, from + chunk); i++) {
+      const m = benchMessage(job, i);
+      const t = new Date(m.ts * 1000).toISOString();
+      const id = (i % o.devices) + 1;
+      if (layout === "columnar") {
+        text += `${t}\t${id}\t${m.co2}\t${m.temperature}\t${m.humidity}\n`;
+      } else {
+        text += `${t}\t${id}\tco2\t${m.co2}\n${t}\t${id}\ttemperature\t${m.temperature}\n` +
+          `${t}\t${id}\thumidity\t${m.humidity}\n`;
+      }
+    }
+    yield text;
+  }
+}
+
+const COPY_TABLES = {
+  columnar: { table: "scd30_measurements", columns: "time, sensor_id, co2, temperature, humidity" },
+  flexible: { table: "measurements", columns: "time, sensor_id, metric_type, value" },
+};
+
+/** COPY into empty twins of the measurement tables (same keys and indexes) on PostgreSQL. */
+async function copyPostgres(url: string, o: Options, baseSec: number): Promise<number> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    let ms = 0;
+    for (const layout of o.layouts) {
+      const { table, columns } = COPY_TABLES[layout];
+      const twin = `copy_${table}`;
+      await sql`create table ${sql(twin)} (like ${sql(table)} including all)`;
+      const start = performance.now();
+      const writable = await sql`copy ${sql(twin)} (${sql.unsafe(columns)}) from stdin`
+        .writable();
+      await pipeline(Readable.from(copyText(o, baseSec, layout)), writable);
+      ms += performance.now() - start;
+      await sql`drop table ${sql(twin)}`;
+    }
+    return ms;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** COPY FROM '/dev/blob' into a fresh PGlite on disk (the same engine as the embedded database). */
+async function copyPglite(o: Options, baseSec: number): Promise<number> {
+  const dir = await Deno.makeTempDir({ prefix: "ambient-bench-copy-" });
+  const pg = await PGlite.create(dir);
+  try {
+    for (const m of await loadMigrations()) await pg.exec(m.sql);
+    let ms = 0;
+    for (const layout of o.layouts) {
+      const { table, columns } = COPY_TABLES[layout];
+      const start = performance.now();
+      const blob = new Blob([...copyText(o, baseSec, layout)]);
+      await pg.query(`copy ${table} (${columns}) from '/dev/blob'`, [], { blob });
+      ms += performance.now() - start;
+    }
+    return ms;
+  } finally {
+    await pg.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) await run(Deno.args);

@@ -1,0 +1,199 @@
+import { ident } from "../db/ident.ts";
+import type { Db, Queryable } from "../db/mod.ts";
+import { logger } from "../log/mod.ts";
+import { hasSqlState } from "./_statements.ts";
+import type { ReadingMessage } from "./types.ts";
+
+/** What the writer knows to exist for one sensor type. */
+export interface TypeState {
+  /** Metrics with a `metrics` row and, when columnar is written, a column. */
+  ready: Set<string>;
+  /** Every metric name the type has anywhere (columns or `metrics` rows), for the cap. */
+  all: Set<string>;
+  hasTable: boolean;
+  /** New metrics refused because the type has `maxMetricsPerType` already. */
+  over: Set<string>;
+  /** Why new data of this type is refused, when it is. */
+  refused?: string;
+}
+
+/** What `SchemaCache` may create. */
+export interface SchemaOptions {
+  /** Whether per-type tables are written (else only `metrics` rows are kept). */
+  columnar: boolean;
+  /** Most sensor types before new ones are refused. */
+  maxTypes: number;
+  /** Most metrics of one sensor type before new ones are refused. */
+  maxMetrics: number;
+}
+
+const log = logger("ingest");
+// Serialises schema changes of every collector writing to one database.
+const SCHEMA_LOCK = 0x616d6232;
+const KEY_COLUMNS = new Set(["time", "sensor_id"]);
+
+/**
+ * The tables, columns and `metrics` rows of the sensor types a writer has seen, created on
+ * demand: a new sensor type gets `<type>_measurements(time, sensor_id, …)` with its primary key,
+ * a BRIN index on time, `SELECT` for `sensor_reader` and, under TimescaleDB, a hypertable; a new
+ * metric gets a `double precision` column and a `metrics` row (unit unknown).
+ */
+export class SchemaCache {
+  #db: Db;
+  #opts: SchemaOptions;
+  #types = new Map<string, TypeState>();
+
+  constructor(db: Db, opts: SchemaOptions) {
+    this.#db = db;
+    this.#opts = opts;
+  }
+
+  /**
+   * Creates the tables, columns and `metrics` rows the readings need, within the limits, in one
+   * transaction under an advisory lock (two collectors never race on DDL), retried once when a
+   * change made outside the lock collides. Known state is cached; `get()` tells the result.
+   */
+  async prepare(readings: ReadingMessage[]): Promise<void> {
+    const wanted = new Map<string, Set<string>>();
+    for (const r of readings) {
+      let set = wanted.get(r.sensorType);
+      if (!set) wanted.set(r.sensorType, set = new Set());
+      for (const m in r.metrics) set.add(m);
+    }
+    const pending = [...wanted].filter(([type, metrics]) => {
+      const s = this.#types.get(type);
+      if (!s) return true;
+      if (s.refused) return false;
+      for (const m of metrics) if (!s.ready.has(m) && !s.over.has(m)) return true;
+      return false;
+    });
+    if (pending.length === 0) return;
+    for (let attempt = 1;; attempt++) {
+      try {
+        const staged = await this.#db.transaction((tx) => this.#change(tx, pending));
+        for (const [type, state] of staged) this.#types.set(type, state);
+        return;
+      } catch (err) {
+        // Schema changes made outside the lock (a migration, a person) can still collide.
+        if (attempt >= 2 || !hasSqlState(err)) throw err;
+      }
+    }
+  }
+
+  /** The committed state of a sensor type, once `prepare()` has seen it. */
+  get(type: string): TypeState | undefined {
+    return this.#types.get(type);
+  }
+
+  /** Drops everything cached (after an error: a table may have changed behind our back). */
+  forget(): void {
+    this.#types.clear();
+  }
+
+  async #change(tx: Queryable, pending: [string, Set<string>][]): Promise<Map<string, TypeState>> {
+    const { columnar, maxTypes, maxMetrics } = this.#opts;
+    await tx.query("select pg_advisory_xact_lock($1)", [SCHEMA_LOCK]);
+    const staged = new Map<string, TypeState>();
+    const [{ n }] = await tx.sql<{ n: number }>`
+      select count(distinct sensor_type)::int as n from metrics`;
+    let typeCount = n;
+    let features: { timescale: boolean; reader: boolean } | undefined;
+    for (const [type, metrics] of pending) {
+      // A copy: the cache changes only once this transaction has committed.
+      const known = this.#types.get(type);
+      const state = known ? cloneState(known) : await this.#load(tx, type);
+      const table = `${type}_measurements`;
+      if (state.all.size === 0 && !state.hasTable) {
+        if (typeCount >= maxTypes) {
+          state.refused = `sensor type "${type}" refused: the database already has ${typeCount} ` +
+            `sensor types, the most the collector creates`;
+          staged.set(type, state);
+          log.warn("sensor type refused", { type, limit: maxTypes });
+          continue;
+        }
+        typeCount++;
+      }
+      if (columnar && !state.hasTable) {
+        features ??= await loadFeatures(tx);
+        await createTable(tx, table, features);
+        state.hasTable = true;
+        log.info("created table for a new sensor type", { table });
+      }
+      for (const m of metrics) {
+        if (state.ready.has(m)) continue;
+        if (!state.all.has(m) && state.all.size >= maxMetrics) {
+          if (!state.over.has(m)) {
+            log.warn("metric refused", { type, metric: m, limit: maxMetrics });
+          }
+          state.over.add(m);
+          continue;
+        }
+        if (columnar) {
+          await tx.sql`alter table ${ident(table)}
+            add column if not exists ${ident(m)} double precision`;
+        }
+        await tx.sql`insert into metrics (sensor_type, metric) values (${type}, ${m})
+          on conflict do nothing`;
+        state.ready.add(m);
+        if (!state.all.has(m)) log.info("new metric", { type, metric: m });
+        state.all.add(m);
+      }
+      staged.set(type, state);
+    }
+    return staged;
+  }
+
+  async #load(tx: Queryable, type: string): Promise<TypeState> {
+    const columnar = this.#opts.columnar;
+    const cols = columnar
+      ? (await tx.sql<{ name: string }>`
+          select column_name::text as name from information_schema.columns
+          where table_schema = current_schema() and table_name = ${`${type}_measurements`}`)
+        .map((r) => r.name)
+      : [];
+    const rows = await tx.sql<{ metric: string }>`
+      select metric from metrics where sensor_type = ${type}`;
+    const inMetrics = new Set(rows.map((r) => r.metric));
+    const columns = new Set(cols.filter((c) => !KEY_COLUMNS.has(c)));
+    const ready = new Set([...inMetrics].filter((m) => !columnar || columns.has(m)));
+    return {
+      ready,
+      all: new Set([...inMetrics, ...columns]),
+      hasTable: cols.length > 0,
+      over: new Set(),
+    };
+  }
+}
+
+function cloneState(s: TypeState): TypeState {
+  return { ...s, ready: new Set(s.ready), all: new Set(s.all), over: new Set(s.over) };
+}
+
+async function loadFeatures(tx: Queryable): Promise<{ timescale: boolean; reader: boolean }> {
+  const [row] = await tx.sql<{ timescale: boolean; reader: boolean }>`
+    select exists (select from pg_extension where extname = 'timescaledb') as timescale,
+           exists (select from pg_roles where rolname = 'sensor_reader') as reader`;
+  return row;
+}
+
+async function createTable(
+  tx: Queryable,
+  table: string,
+  features: { timescale: boolean; reader: boolean },
+): Promise<void> {
+  const t = ident(table);
+  await tx.sql`create table if not exists ${t} (
+    time      timestamptz not null,
+    sensor_id integer not null,
+    primary key (sensor_id, time))`;
+  // Unnamed: PostgreSQL picks a name that fits in 63 characters whatever the type's length.
+  await tx.sql`create index on ${t} using brin (time)`;
+  if (features.reader) await tx.sql`grant select on ${t} to sensor_reader`;
+  if (features.timescale) {
+    await tx.sql`do $$ begin
+      perform create_hypertable('${t}'::regclass, 'time', if_not_exists => true);
+    exception when others then
+      raise warning 'hypertable not created: %', sqlerrm;
+    end $$`;
+  }
+}

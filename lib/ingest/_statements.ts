@@ -1,0 +1,290 @@
+// The statements of the batch writer: each takes a transaction and one batch's worth of rows and
+// sends them as array parameters expanded with `unnest()`, a handful of parameters per statement.
+import { ident } from "../db/ident.ts";
+import type { Queryable } from "../db/mod.ts";
+import type { CapabilitiesMessage, ReadingMessage, RejectedMessage } from "./types.ts";
+
+/** A reading whose sensor row is known, ready for the insert statements. */
+export interface Row {
+  sensorId: number;
+  msg: ReadingMessage;
+}
+
+/** A `device_events` row to be. */
+export type Event = {
+  time: Date;
+  device: string;
+  kind: "status" | "error" | "capabilities";
+  payload: string;
+};
+
+/** Registers unknown devices and moves `last_seen` forward (`seen`: device → epoch ms). */
+export async function upsertDevices(tx: Queryable, seen: Map<string, number>): Promise<void> {
+  if (seen.size === 0) return;
+  const ids = [...seen.keys()].sort();
+  const times = ids.map((id) => iso(seen.get(id)!));
+  await tx.sql`
+    insert into devices as d (device_id, last_seen)
+    select * from unnest(${ids}::text[], ${times}::timestamptz[])
+    on conflict (device_id) do update set last_seen = excluded.last_seen
+    where d.last_seen is null or d.last_seen < excluded.last_seen`;
+}
+
+/**
+ * Applies each device's newest capabilities: name, firmware, location and metadata of the device,
+ * and a `sensors` row per listed sensor type (location and metadata from `metadata[type]`), whose
+ * ids go to `staged`.
+ */
+export async function applyCapabilities(
+  tx: Queryable,
+  caps: CapabilitiesMessage[],
+  staged: Map<string, number>,
+): Promise<void> {
+  const latest = new Map<string, CapabilitiesMessage>();
+  for (const c of caps) {
+    const prev = latest.get(c.device);
+    if (!prev || prev.time <= c.time) latest.set(c.device, c);
+  }
+  const list = [...latest.values()].sort((a, b) => compare(a.device, b.device));
+  const ids = list.map((c) => c.device);
+  const names = list.map((c) => c.deviceName ?? null);
+  const firmware = list.map((c) => c.firmwareVersion ?? null);
+  const locations = list.map((c) => c.location ?? null);
+  const metadata = list.map((c) => json(c.metadata));
+  const times = list.map((c) => c.time.toISOString());
+  // A capabilities message older than one already stored (a replay) changes nothing.
+  await tx.sql`
+    update devices d set
+      device_name = coalesce(u.name, d.device_name),
+      firmware_version = coalesce(u.fw, d.firmware_version),
+      location = coalesce(u.loc, d.location),
+      metadata = u.meta::jsonb
+    from unnest(${ids}::text[], ${names}::text[], ${firmware}::text[], ${locations}::text[],
+                ${metadata}::text[], ${times}::timestamptz[]) as u(id, name, fw, loc, meta, t)
+    where d.device_id = u.id and not exists (
+      select from device_events e
+      where e.device_id = u.id and e.kind = 'capabilities' and e.time > u.t)`;
+  const sensors: { device: string; type: string; location: string | null; meta: string | null }[] =
+    [];
+  for (const c of list) {
+    for (const type of c.sensors) {
+      const meta = c.metadata[type];
+      const plain = typeof meta === "object" && meta !== null && !Array.isArray(meta);
+      const loc = plain ? (meta as Record<string, unknown>).location : undefined;
+      sensors.push({
+        device: c.device,
+        type,
+        location: typeof loc === "string" ? loc : null,
+        meta: plain ? json(meta) : null,
+      });
+    }
+  }
+  if (sensors.length === 0) return;
+  sensors.sort((a, b) => compare(a.device, b.device) || compare(a.type, b.type));
+  const rows = await tx.sql<{ sensor_id: number; device_id: string; sensor_type: string }>`
+    insert into sensors as s (device_id, sensor_type, location, metadata)
+    select u.d, u.t, u.l, coalesce(u.m::jsonb, '{}')
+    from unnest(${sensors.map((s) => s.device)}::text[], ${sensors.map((s) => s.type)}::text[],
+                ${sensors.map((s) => s.location)}::text[], ${sensors.map((s) => s.meta)}::text[])
+      as u(d, t, l, m)
+    on conflict (device_id, sensor_type) do update set
+      location = coalesce(excluded.location, s.location),
+      metadata = case when excluded.metadata = '{}'::jsonb then s.metadata
+                      else excluded.metadata end
+    returning sensor_id, device_id, sensor_type`;
+  for (const r of rows) staged.set(sensorKey(r.device_id, r.sensor_type), r.sensor_id);
+}
+
+/** Sets `devices.status` from each device's newest status, unless a newer one is stored. */
+export async function applyStatus(
+  tx: Queryable,
+  status: Map<string, { status: string; time: Date }>,
+): Promise<void> {
+  const ids = [...status.keys()].sort();
+  await tx.sql`
+    update devices d set status = u.s
+    from unnest(${ids}::text[], ${ids.map((id) => status.get(id)!.status)}::text[],
+                ${ids.map((id) => status.get(id)!.time.toISOString())}::timestamptz[])
+      as u(id, s, t)
+    where d.device_id = u.id and d.status is distinct from u.s and not exists (
+      select from device_events e where e.device_id = u.id and e.kind = 'status' and e.time > u.t)`;
+}
+
+/**
+ * Inserts the readings, one statement per sensor type for both layouts: the rows travel once as
+ * one array parameter per column, feed the type's table and, one row per metric, `measurements`.
+ * For one sensor and time the first message of the batch wins, in both layouts.
+ */
+export async function insertReadings(
+  tx: Queryable,
+  rows: Row[],
+  layouts: { columnar: boolean; flexible: boolean },
+): Promise<void> {
+  const byType = new Map<string, Row[]>();
+  for (const r of rows) {
+    const list = byType.get(r.msg.sensorType);
+    if (list) list.push(r);
+    else byType.set(r.msg.sensorType, [r]);
+  }
+  for (const [type, list] of byType) {
+    const seen = new Set<string>();
+    const metrics = [...new Set(list.flatMap((r) => Object.keys(r.msg.metrics)))].sort();
+    const times: string[] = [];
+    const ids: number[] = [];
+    const values: (number | null)[][] = metrics.map(() => []);
+    for (const { sensorId, msg } of list) {
+      const key = `${sensorId}:${msg.time.getTime()}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      times.push(msg.time.toISOString());
+      ids.push(sensorId);
+      for (let i = 0; i < metrics.length; i++) values[i].push(msg.metrics[metrics[i]] ?? null);
+    }
+    const table = ident(`${type}_measurements`);
+    const cols = metrics.map((m) => ident(m));
+    const q = new Statement();
+    q.text("with u as (select * from unnest(").param(times).text("::timestamptz[], ")
+      .param(ids).text("::int[]");
+    for (const v of values) q.text(", ").param(v).text("::float8[]");
+    q.text(") as u (time, sensor_id, ").param(cols).text("))");
+    if (layouts.columnar) {
+      q.text(layouts.flexible ? ", c as (" : " ");
+      q.text("insert into ").param(table).text(" (time, sensor_id, ").param(cols)
+        .text(") select * from u on conflict do nothing");
+      q.text(layouts.flexible ? ") " : "");
+    }
+    if (layouts.flexible) {
+      q.text(
+        "insert into measurements (time, sensor_id, metric_type, value) " +
+          "select u.time, u.sensor_id, m.metric_type, m.value from u cross join lateral (values ",
+      );
+      metrics.forEach((m, i) => {
+        q.text(i === 0 ? "(" : ", (").param(m).text("::text, u.").param(cols[i]).text(")");
+      });
+      q.text(") as m (metric_type, value) where m.value is not null on conflict do nothing");
+    }
+    await q.run(tx);
+  }
+}
+
+/**
+ * A statement assembled from fixed text fragments and values: `ident()` values become quoted
+ * identifiers and anything else a parameter, exactly as in a `sql` tagged template.
+ */
+class Statement {
+  #strings: string[] = [""];
+  #values: unknown[] = [];
+
+  text(fragment: string): this {
+    this.#strings[this.#strings.length - 1] += fragment;
+    return this;
+  }
+
+  param(value: unknown): this {
+    this.#values.push(value);
+    this.#strings.push("");
+    return this;
+  }
+
+  run(tx: Queryable): Promise<unknown> {
+    const strings = [...this.#strings];
+    const template = Object.assign(strings, { raw: [...strings] });
+    return tx.sql(template as unknown as TemplateStringsArray, ...this.#values);
+  }
+}
+
+/** Moves `sensors.last_seen` forward to the newest reading of each sensor in the batch. */
+export async function touchSensors(tx: Queryable, rows: Row[]): Promise<void> {
+  const newest = new Map<number, number>();
+  for (const { sensorId, msg } of rows) {
+    const t = msg.time.getTime();
+    if (!(newest.get(sensorId)! >= t)) newest.set(sensorId, t);
+  }
+  if (newest.size === 0) return;
+  const ids = [...newest.keys()].sort((a, b) => a - b);
+  await tx.sql`
+    update sensors s set last_seen = u.t
+    from unnest(${ids}::int[], ${ids.map((id) => iso(newest.get(id)!))}::timestamptz[]) as u(id, t)
+    where s.sensor_id = u.id and (s.last_seen is null or s.last_seen < u.t)`;
+}
+
+/** Stores status, error and capabilities messages in `device_events`, skipping stored ones. */
+export async function insertEvents(tx: Queryable, events: Event[]): Promise<void> {
+  if (events.length === 0) return;
+  const unique = new Map<string, Event>();
+  for (const e of events) {
+    unique.set(`${e.device}\0${e.kind}\0${e.time.getTime()}\0${e.payload}`, e);
+  }
+  const list = [...unique.values()];
+  await tx.sql`
+    insert into device_events (time, device_id, kind, payload)
+    select u.t, u.d, u.k, u.p::jsonb
+    from unnest(${list.map((e) => e.time.toISOString())}::timestamptz[],
+                ${list.map((e) => e.device)}::text[], ${list.map((e) => e.kind)}::text[],
+                ${list.map((e) => e.payload)}::text[]) as u(t, d, k, p)
+    where not exists (
+      select from device_events x
+      where x.device_id = u.d and x.time = u.t and x.kind = u.k and x.payload = u.p::jsonb)`;
+}
+
+/** Stores refused input in `rejected_messages`, skipping rows already stored (replays). */
+export async function insertRejected(tx: Queryable, rejected: RejectedMessage[]): Promise<void> {
+  if (rejected.length === 0) return;
+  const unique = new Map<string, RejectedMessage>();
+  for (const r of rejected) {
+    unique.set(`${r.time.getTime()}\0${r.topic}\0${r.reason}\0${r.payload}`, r);
+  }
+  const list = [...unique.values()];
+  await tx.sql`
+    insert into rejected_messages (received_at, topic, payload, reason)
+    select * from unnest(${list.map((r) => r.time.toISOString())}::timestamptz[],
+                         ${list.map((r) => r.topic)}::text[], ${list.map((r) => r.payload)}::text[],
+                         ${list.map((r) => r.reason)}::text[]) as u(t, topic, p, r)
+    where not exists (
+      select from rejected_messages x
+      where x.received_at = u.t and x.topic = u.topic and x.reason = u.r
+        and x.payload is not distinct from u.p)`;
+}
+
+/** Key of the sensor id cache. */
+export function sensorKey(device: string, type: string): string {
+  return `${device}\0${type}`;
+}
+
+/** JSON text of a value for a jsonb parameter (`undefined` → `null`). */
+export function json(value: unknown): string {
+  return JSON.stringify(value ?? null);
+}
+
+/** ISO 8601 text of epoch milliseconds, for timestamptz parameters. */
+export function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** Code-point order, the same in every locale (rows are locked in this order). */
+export function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** `compare()` of (device, sensor type) pairs. */
+export function comparePairs(a: [string, string], b: [string, string]): number {
+  return compare(a[0], b[0]) || compare(a[1], b[1]);
+}
+
+/** The SQLSTATE of a PostgreSQL error, if `err` is one. */
+export function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** PostgreSQL answered with an error (as opposed to a lost or closed connection). */
+export function hasSqlState(err: unknown): boolean {
+  const code = sqlState(err);
+  // 08 connection exception, 57P admin shutdown/crash: the database went away.
+  return code !== undefined && !code.startsWith("08") && !code.startsWith("57P");
+}
+
+/** The database refused the data: data exception, constraint, undefined object, limits. */
+export function isRefusal(err: unknown): boolean {
+  return /^(22|23|42|54)/.test(sqlState(err) ?? "");
+}
