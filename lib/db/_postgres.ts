@@ -22,8 +22,11 @@ const INT8 = {
 function queryable(sql: PgSql): Queryable {
   const query = async <T = Row>(text: string, params: unknown[] = []): Promise<QueryResult<T>> => {
     // `simple: false` keeps the extended protocol (one statement per call) even without
-    // parameters; postgres.js would otherwise switch to the simple protocol. Not in its types.
-    const opts = { prepare: true, simple: false } as postgres.UnsafeQueryOptions;
+    // parameters; postgres.js would otherwise switch to the simple protocol. `prepare: false`
+    // (unnamed statements) describes every result afresh: a cached description goes stale when
+    // the same text returns other columns (`FETCH` from a cursor, `select *` after a new metric
+    // column), and ad-hoc SQL would pile up as prepared statements on every connection.
+    const opts = { prepare: false, simple: false } as postgres.UnsafeQueryOptions;
     // deno-lint-ignore no-explicit-any
     const res = await sql.unsafe(text, params as any[], opts);
     const fields: Field[] = (res.columns ?? []).map((c) => ({ name: c.name, typeId: c.type }));

@@ -60,10 +60,7 @@ const SQLSTATE = /^([0-9][0-9A-Z]|HV|P0|XX|F0)[0-9A-Z]{3}$/;
 export async function runQuery(db: Db, sql: string, opts: RunQueryOptions): Promise<QueryRows> {
   const guarded = await guardSql(sql);
   const started = performance.now();
-  // postgres.js sends a query without parameters over the simple protocol, which runs several
-  // statements; one typed, unused parameter keeps the user's statement on the extended protocol.
-  // PGlite always uses the extended protocol for query().
-  const extended = db.kind === "postgres" ? [true] : [];
+  // Db.query() always uses the extended protocol, which refuses a second statement.
   const prefix = guarded.kind === "select" ? `declare ${CURSOR} no scroll cursor for ` : "";
   let result: QueryRows | undefined;
   try {
@@ -73,8 +70,8 @@ export async function runQuery(db: Db, sql: string, opts: RunQueryOptions): Prom
           "set local cursor_tuple_fraction = 1; set local role sensor_reader",
       );
       const read = guarded.kind === "select"
-        ? await readCursor(tx, prefix + guarded.text, extended, opts, started)
-        : await readDirect(tx, guarded.text, extended, opts);
+        ? await readCursor(tx, prefix + guarded.text, opts, started)
+        : await readDirect(tx, guarded.text, opts);
       const columns = await describeColumns(tx, read.fields);
       result = {
         kind: guarded.kind,
@@ -100,11 +97,10 @@ interface Read {
 async function readCursor(
   tx: Queryable,
   declare: string,
-  extended: unknown[],
   opts: RunQueryOptions,
   started: number,
 ): Promise<Read> {
-  await tx.query(declare, extended);
+  await tx.query(declare);
   const acc = new Accumulator(opts);
   let want = Math.min(opts.maxRows + 1, FIRST_FETCH);
   for (;;) {
@@ -121,10 +117,9 @@ async function readCursor(
 async function readDirect(
   tx: Queryable,
   text: string,
-  extended: unknown[],
   opts: RunQueryOptions,
 ): Promise<Read> {
-  const res = await tx.query<Row>(text, extended);
+  const res = await tx.query<Row>(text);
   const acc = new Accumulator(opts);
   acc.setFields(res.fields);
   acc.add(res.rows);
