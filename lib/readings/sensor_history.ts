@@ -1,12 +1,6 @@
 import { type Db, ident, type Queryable } from "../db/mod.ts";
-import {
-  deviceLabel,
-  listChoices,
-  loadCatalog,
-  loadFlexibleMetrics,
-  type SensorInfo,
-  sensorsOfDevice,
-} from "./_catalog.ts";
+import { deviceLabel, listChoices, type SensorInfo, sensorsOfDevice } from "./_catalog.ts";
+import { type CachedCatalog, cachedCatalog } from "./_cached_catalog.ts";
 import { type Bucket, BUCKET_ORIGIN, chooseBucket } from "./choose_bucket.ts";
 import { ReadingsError } from "./readings_error.ts";
 
@@ -60,6 +54,11 @@ export interface SensorHistory {
  * holds readings of the metric in the range, else the flexible `measurements` table, so it works
  * whichever layouts STORAGE_LAYOUTS enables.
  *
+ * One statement does the work: it aggregates the columnar table, falls back to the flexible one
+ * only when that found nothing, and reads the sensor's current device, name and location. The
+ * sensor is picked from a cached catalog (see `cachedCatalog`); whatever the cached catalog
+ * cannot answer, or answers differently from the database, makes it read the catalog again.
+ *
  * @throws {ReadingsError} for an unknown or ambiguous sensor, device or metric, listing the
  * valid choices, or when `start` is not before `end`.
  * @throws {QueryTimeout} when the aggregation runs past `timeoutMs`.
@@ -71,7 +70,72 @@ export async function sensorHistory(db: Db, opts: SensorHistoryOptions): Promise
     );
   }
   const metric = opts.metric.trim().toLowerCase();
-  const { sensors, columnar, units } = await loadCatalog(db);
+  const bucket = chooseBucket(opts);
+  for (let fresh = false;; fresh = true) {
+    const catalog = await cachedCatalog(db, { fresh });
+    let target: Target;
+    try {
+      target = await pickTarget(catalog, opts, metric);
+    } catch (error) {
+      // Unknown to the cached catalog: the device or table may be new.
+      if (error instanceof ReadingsError && !catalog.fresh) continue;
+      throw error;
+    }
+    const aggregate = (q: Queryable) =>
+      aggregateRows(q, { target, metric, bucket, start: opts.start, end: opts.end });
+    let rows: HistoryRow[];
+    try {
+      rows = opts.timeoutMs
+        ? await db.transaction(aggregate, { timeoutMs: opts.timeoutMs })
+        : await aggregate(db);
+    } catch (error) {
+      // 42P01 undefined_table, 42703 undefined_column: the cached tables changed.
+      const code = (error as { code?: unknown })?.code;
+      if (!catalog.fresh && (code === "42P01" || code === "42703")) continue;
+      throw error;
+    }
+    const { sensor } = target;
+    const [row] = rows;
+    const current = row !== undefined && row.sensor_type === sensor.sensorType &&
+      row.device_id === sensor.deviceId && row.siblings === target.siblings;
+    if (!current && !catalog.fresh) continue; // the sensor, or its device's sensors, changed
+    if (row === undefined) {
+      throw new ReadingsError(`Unknown sensor_id ${sensor.sensorId}: it was just removed`);
+    }
+    const columnarPoints = parsePoints(row.columnar);
+    const layout = columnarPoints.length > 0 || (target.hasColumn && row.flexible === null)
+      ? "columnar"
+      : "flexible";
+    return {
+      sensor: { ...sensor, deviceName: row.device_name, location: row.location },
+      metric,
+      unit: target.unit,
+      layout,
+      bucket,
+      start: opts.start,
+      end: opts.end,
+      points: layout === "columnar" ? columnarPoints : parsePoints(row.flexible),
+    };
+  }
+}
+
+/** The sensor a history reads, as the catalog describes it. */
+interface Target {
+  sensor: SensorInfo;
+  /** The metric is a column of the sensor type's columnar table. */
+  hasColumn: boolean;
+  unit: string | null;
+  /** Ids of the device's sensors, comma-separated: a new one may make the choice ambiguous. */
+  siblings: string;
+}
+
+/** Picks the sensor and layout for `metric`, or throws the ReadingsError naming the choices. */
+async function pickTarget(
+  catalog: CachedCatalog,
+  opts: SensorHistoryOptions,
+  metric: string,
+): Promise<Target> {
+  const { sensors, columnar, units } = catalog;
   const candidates = pickCandidates(sensors, opts);
   const staticMetrics = (s: SensorInfo) => {
     const names = new Set<string>(columnar.get(s.sensorType) ?? []);
@@ -85,7 +149,7 @@ export async function sensorHistory(db: Db, opts: SensorHistoryOptions): Promise
   // list do not already name the metric for every candidate (one index probe per metric).
   const flexible = candidates.every((s) => staticMetrics(s).has(metric))
     ? new Map<number, string[]>()
-    : await loadFlexibleMetrics(db, candidates.map((s) => s.sensorId));
+    : await catalog.flexibleMetrics(candidates.map((s) => s.sensorId));
   const metricsOf = (s: SensorInfo) =>
     [...new Set([...staticMetrics(s), ...(flexible.get(s.sensorId) ?? [])])].sort();
   const withMetric = candidates.filter((s) => metricsOf(s).includes(metric));
@@ -111,78 +175,128 @@ export async function sensorHistory(db: Db, opts: SensorHistoryOptions): Promise
     );
   }
   const sensor = withMetric[0];
-  const bucket = chooseBucket(opts);
-  const unit = units.get(`${sensor.sensorType}/${metric}`) ?? null;
-  const base = { sensor, metric, unit, bucket, start: opts.start, end: opts.end };
-  const range = {
-    stride: `${bucket.seconds} seconds`,
-    origin: BUCKET_ORIGIN,
-    sensorId: sensor.sensorId,
-    start: opts.start,
-    end: opts.end,
+  return {
+    sensor,
+    hasColumn: columnar.get(sensor.sensorType)?.includes(metric) ?? false,
+    unit: units.get(`${sensor.sensorType}/${metric}`) ?? null,
+    siblings: sensors.filter((s) => s.deviceId === sensor.deviceId).map((s) => s.sensorId)
+      .sort((a, b) => a - b).join(","),
   };
+}
 
-  const hasColumn = columnar.get(sensor.sensorType)?.includes(metric) ?? false;
-  const aggregate = async (q: Queryable): Promise<SensorHistory> => {
-    // Both aggregates group a subquery kept apart by `offset 0`: the planner then assumes a few
-    // hundred buckets and hashes them, instead of sorting every reading because it takes each
-    // distinct timestamp for a bucket of its own.
-    if (hasColumn) {
-      const col = ident(metric);
-      const rows = await q.sql<PointRow>`
+/**
+ * The sensor's current row with the points of each layout as JSON arrays of
+ * `[time, avg, min, max, count]` (null when none): one row crosses from the database instead of
+ * one per bucket, which the embedded database hands over several times faster.
+ */
+interface HistoryRow {
+  device_id: string;
+  device_name: string | null;
+  sensor_type: string;
+  location: string | null;
+  siblings: string | null;
+  columnar: unknown;
+  flexible: unknown;
+}
+
+/**
+ * The one statement of a history. Each aggregate groups a subquery kept apart by `offset 0`: the
+ * planner then assumes a few hundred buckets and hashes them, instead of sorting every reading
+ * because it takes each distinct timestamp for a bucket of its own. The flexible table is read
+ * only when the columnar one has no reading in the period (an uncorrelated `not exists`, checked
+ * once before that scan starts). No row comes back when the sensor does not exist.
+ */
+function aggregateRows(
+  q: Queryable,
+  o: { target: Target; metric: string; bucket: Bucket; start: Date; end: Date },
+): Promise<HistoryRow[]> {
+  const id = o.target.sensor.sensorId;
+  const stride = `${o.bucket.seconds} seconds`;
+  const { start, end, metric } = o;
+  if (!o.target.hasColumn) {
+    return q.sql<HistoryRow>`
+      with sensor as materialized (
+        select s.device_id, d.device_name, s.sensor_type,
+               coalesce(nullif(s.location, ''), d.location) as location,
+               (select string_agg(x.sensor_id::text, ',' order by x.sensor_id)
+                from sensors x where x.device_id = s.device_id) as siblings
+        from sensors s join devices d on d.device_id = s.device_id
+        where s.sensor_id = ${id}
+      ),
+      flexible as (
         select b as time, avg(v) as avg, min(v) as min, max(v) as max, count(*) as count
         from (
-          select date_bin(${range.stride}::interval, time, ${range.origin}::timestamptz) as b,
-                 ${col} as v
-          from ${ident(`${sensor.sensorType}_measurements`)}
-          where sensor_id = ${range.sensorId} and time >= ${range.start} and time < ${range.end}
-            and ${col} is not null
+          select date_bin(${stride}::interval, time, ${BUCKET_ORIGIN}::timestamptz) as b,
+                 value as v
+          from measurements
+          where sensor_id = ${id} and metric_type = ${metric}
+            and time >= ${start} and time < ${end}
           offset 0
         ) s
         group by b
-        order by b`;
-      if (rows.length > 0) return { ...base, layout: "columnar", points: rows.map(toPoint) };
-    }
-    // The flexible layout: the only one for this metric, or the one holding this period.
-    const rows = await q.sql<PointRow>`
+      )
+      select sensor.*, null::json as columnar,
+             (select json_agg(json_build_array(time, avg, min, max, count) order by time)
+              from flexible) as flexible
+      from sensor`;
+  }
+  const col = ident(metric);
+  return q.sql<HistoryRow>`
+    with sensor as materialized (
+      select s.device_id, d.device_name, s.sensor_type,
+             coalesce(nullif(s.location, ''), d.location) as location,
+             (select string_agg(x.sensor_id::text, ',' order by x.sensor_id)
+              from sensors x where x.device_id = s.device_id) as siblings
+      from sensors s join devices d on d.device_id = s.device_id
+      where s.sensor_id = ${id}
+    ),
+    columnar as (
       select b as time, avg(v) as avg, min(v) as min, max(v) as max, count(*) as count
       from (
-        select date_bin(${range.stride}::interval, time, ${range.origin}::timestamptz) as b,
-               value as v
-        from measurements
-        where sensor_id = ${range.sensorId} and metric_type = ${metric}
-          and time >= ${range.start} and time < ${range.end}
+        select date_bin(${stride}::interval, time, ${BUCKET_ORIGIN}::timestamptz) as b,
+               ${col} as v
+        from ${ident(`${o.target.sensor.sensorType}_measurements`)}
+        where sensor_id = ${id} and time >= ${start} and time < ${end}
+          and ${col} is not null
         offset 0
       ) s
       group by b
-      order by b`;
-    return {
-      ...base,
-      layout: rows.length > 0 || !hasColumn ? "flexible" : "columnar",
-      points: rows.map(toPoint),
-    };
-  };
-  return opts.timeoutMs
-    ? await db.transaction(aggregate, { timeoutMs: opts.timeoutMs })
-    : await aggregate(db);
+    ),
+    flexible as (
+      select b as time, avg(v) as avg, min(v) as min, max(v) as max, count(*) as count
+      from (
+        select date_bin(${stride}::interval, time, ${BUCKET_ORIGIN}::timestamptz) as b,
+               value as v
+        from measurements
+        where sensor_id = ${id} and metric_type = ${metric}
+          and time >= ${start} and time < ${end}
+          and not exists (select from columnar)
+        offset 0
+      ) s
+      group by b
+    )
+    select sensor.*,
+           (select json_agg(json_build_array(time, avg, min, max, count) order by time)
+            from columnar) as columnar,
+           (select json_agg(json_build_array(time, avg, min, max, count) order by time)
+            from flexible) as flexible
+    from sensor`;
 }
 
-interface PointRow {
-  time: Date;
-  avg: number;
-  min: number;
-  max: number;
-  count: number;
-}
-
-function toPoint(r: PointRow): HistoryPoint {
-  return {
-    time: r.time,
-    avg: Number(r.avg),
-    min: Number(r.min),
-    max: Number(r.max),
-    count: Number(r.count),
-  };
+/**
+ * Points from a JSON array of `[time, avg, min, max, count]`. Numbers keep every digit: JSON
+ * carries a double precision value as the same shortest exact text as the row format.
+ */
+function parsePoints(value: unknown): HistoryPoint[] {
+  if (value === null || value === undefined) return [];
+  const list = (typeof value === "string" ? JSON.parse(value) : value) as unknown[][];
+  return list.map(([time, avg, min, max, count]) => ({
+    time: new Date(time as string),
+    avg: Number(avg),
+    min: Number(min),
+    max: Number(max),
+    count: Number(count),
+  }));
 }
 
 function pickCandidates(sensors: SensorInfo[], opts: SensorHistoryOptions): SensorInfo[] {

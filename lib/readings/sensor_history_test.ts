@@ -49,3 +49,59 @@ Deno.test("sensorHistory() reads the columnar layout for a period it covers, els
     ReadingsError,
   );
 });
+
+Deno.test("sensorHistory() sees sensors, tables, columns and names changed after an earlier call", async () => {
+  await using db = await withTestDb();
+  const day = (d: number) => new Date(Date.UTC(2024, 4, d));
+  const history = (o: { sensorId?: number; device?: string; metric: string }) =>
+    sensorHistory(db, { ...o, start: day(1), end: day(2), maxPoints: 24 });
+  await db.exec(`
+    insert into devices (device_id, device_name, location) values ('d1', 'Desk', 'Study');
+    insert into sensors (sensor_id, device_id, sensor_type) values (1, 'd1', 'scd30');
+    insert into scd30_measurements (time, sensor_id, co2, temperature)
+      select timestamptz '2024-05-01T00:00:00Z' + g * interval '1 minute', 1, 400 + g % 60, 20
+      from generate_series(0, 1439) g;
+  `);
+  const first = await history({ device: "d1", metric: "temperature" });
+  deepEqual([first.sensor.sensorId, first.sensor.deviceName, first.points.length], [1, "Desk", 24]);
+  await rejects(() => history({ sensorId: 1, metric: "voc" }), /Unknown metric "voc"/);
+
+  // A new device with a sensor type whose table did not exist yet.
+  await db.exec(`
+    insert into devices (device_id) values ('d2');
+    insert into sensors (sensor_id, device_id, sensor_type) values (2, 'd2', 'sgp30');
+    create table sgp30_measurements (
+      time timestamptz not null, sensor_id integer not null, tvoc double precision,
+      primary key (sensor_id, time));
+    insert into sgp30_measurements values ('2024-05-01T06:00:00Z', 2, 120);
+  `);
+  const tvoc = await history({ sensorId: 2, metric: "tvoc" });
+  deepEqual(tvoc.points.map((p) => [p.count, p.avg]), [[1, 120]]);
+
+  // A new metric column, a metric new to the flexible table, a renamed and moved device.
+  await db.exec(`
+    alter table scd30_measurements add column pm25 double precision;
+    update scd30_measurements set pm25 = 7 where time < '2024-05-01T01:00:00Z';
+    insert into measurements (time, sensor_id, metric_type, value)
+      values ('2024-05-01T02:00:00Z', 1, 'voc', 3);
+    update devices set device_name = 'Window desk', location = 'Attic' where device_id = 'd1';
+  `);
+  const pm25 = await history({ sensorId: 1, metric: "pm25" });
+  deepEqual([pm25.layout, pm25.points.map((p) => [p.count, p.avg])], ["columnar", [[60, 7]]]);
+  deepEqual([pm25.sensor.deviceName, pm25.sensor.location], ["Window desk", "Attic"]);
+  const voc = await history({ sensorId: 1, metric: "voc" });
+  deepEqual([voc.layout, voc.points.map((p) => p.count)], ["flexible", [1]]);
+
+  // A second sensor measuring temperature makes the device alone ambiguous.
+  await db.exec(
+    `insert into sensors (sensor_id, device_id, sensor_type) values (3, 'd1', 'bmp280')`,
+  );
+  await rejects(
+    () => history({ device: "d1", metric: "temperature" }),
+    /several sensors measuring "temperature": bmp280 \(sensor_id 3\), scd30 \(sensor_id 1\)/,
+  );
+
+  // A table dropped since: the metric is reported unknown, not as a database error.
+  await db.exec("drop table sgp30_measurements");
+  await rejects(() => history({ sensorId: 2, metric: "tvoc" }), /Unknown metric "tvoc"/);
+});

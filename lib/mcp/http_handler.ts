@@ -1,0 +1,188 @@
+import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import { resolve, sep } from "node:path";
+import { logger } from "../log/mod.ts";
+import type { ToolDeps } from "./deps.ts";
+import { allowedHosts, bearerMatches, checkHostAndOrigin, machineNames } from "./_request_guard.ts";
+import { createMcpServer } from "./server.ts";
+
+const log = logger("http");
+
+/** Options of `createHttpHandler`. */
+export interface HttpHandlerOptions {
+  /**
+   * Ports the server actually listens on (HTTP and HTTPS), used for the allowed `Host` values.
+   * Default: `config.port`.
+   */
+  ports?: number[];
+  /** Extra fields for `GET /healthz`, e.g. collector statistics when it runs in-process. */
+  health?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
+  /** How long `/healthz` waits for the database (default 2000 ms). */
+  healthTimeoutMs?: number;
+}
+
+const FILE_RE = /^\/files\/([A-Za-z0-9-]{1,64})\.(csv|png)$/;
+
+function json(status: number, body: unknown, headers: HeadersInit = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", "cache-control": "no-store", ...headers },
+  });
+}
+
+function rpcError(status: number, message: string, headers: HeadersInit = {}): Response {
+  return json(status, { jsonrpc: "2.0", error: { code: -32000, message }, id: null }, headers);
+}
+
+/**
+ * The request handler for `Deno.serve`: MCP over Streamable HTTP at `/mcp` and `/mcp/`
+ * (stateless, a new server and transport per request), `GET /healthz`, and `GET /files/{id}.csv`
+ * / `.png` for signed result links. Every `/mcp` request is checked for `Host` and `Origin`
+ * (403) and, with `MCP_AUTH_TOKEN`, for `Authorization: Bearer` (401). Unexpected failures
+ * answer 500 without details; the details go to the log.
+ */
+export function createHttpHandler(
+  deps: ToolDeps,
+  opts: HttpHandlerOptions = {},
+): (req: Request) => Promise<Response> {
+  const { config } = deps;
+  const allowed = allowedHosts({
+    host: config.host,
+    ports: opts.ports ?? [config.port],
+    serverUrl: config.serverUrl,
+    machineNames: ["0.0.0.0", "::", "[::]"].includes(config.host) ? machineNames() : [],
+  });
+  const token = config.authToken;
+  const dataRoot = resolve(config.dataDir);
+  const healthTimeoutMs = opts.healthTimeoutMs ?? 2000;
+
+  async function mcp(req: Request): Promise<Response> {
+    const refused = checkHostAndOrigin(req, allowed, { checkOrigin: true });
+    if (refused) {
+      log.warn("refused /mcp request", { reason: refused });
+      return rpcError(403, `Forbidden: ${refused}`);
+    }
+    if (token && !await bearerMatches(req.headers.get("authorization"), token)) {
+      return rpcError(401, "Unauthorized: send Authorization: Bearer <MCP_AUTH_TOKEN>", {
+        "www-authenticate": 'Bearer realm="ambient-sensors"',
+      });
+    }
+    if (req.method !== "POST") {
+      // Stateless: no standalone SSE stream (GET) and no session to end (DELETE).
+      return rpcError(405, "Method not allowed: this server is stateless, use POST", {
+        allow: "POST",
+      });
+    }
+    const server = createMcpServer(deps);
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: undefined,
+      enableJsonResponse: true,
+    });
+    await server.connect(transport);
+    try {
+      return await transport.handleRequest(req);
+    } finally {
+      await server.close();
+    }
+  }
+
+  async function healthz(): Promise<Response> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let reachable = false;
+    try {
+      reachable = await Promise.race([
+        deps.db.query("select 1").then(() => true),
+        new Promise<boolean>((r) => timer = setTimeout(() => r(false), healthTimeoutMs)),
+      ]);
+    } catch {
+      reachable = false;
+    } finally {
+      clearTimeout(timer);
+    }
+    let extra: Record<string, unknown> = {};
+    try {
+      extra = await opts.health?.() ?? {};
+    } catch (error) {
+      log.warn("health callback failed", { error });
+    }
+    return json(reachable ? 200 : 503, {
+      ok: reachable,
+      db: { kind: deps.db.kind, reachable },
+      sandbox: deps.sandbox?.engine ?? "off",
+      ...extra,
+    });
+  }
+
+  async function files(req: Request, url: URL): Promise<Response> {
+    const m = FILE_RE.exec(url.pathname);
+    if (!m) return json(404, { error: "Not found" });
+    const refused = checkHostAndOrigin(req, allowed, { checkOrigin: false });
+    if (refused) return json(403, { error: `Forbidden: ${refused}` });
+    const [, id, ext] = m as unknown as [string, string, "csv" | "png"];
+    const signed = url.searchParams.has("sig") &&
+      await deps.results.verifyLink(id, ext, url.searchParams);
+    const bearer = !signed && token !== undefined &&
+      req.headers.has("authorization") &&
+      await bearerMatches(req.headers.get("authorization"), token);
+    if (!signed && !bearer) {
+      return json(403, {
+        error: "Forbidden: the link is invalid or has expired. Run the query again for a new link.",
+      });
+    }
+    const path = await deps.results.filePath(id, ext);
+    if (!path) {
+      return json(404, { error: `No ${ext.toUpperCase()} file ${id} (unknown or expired)` });
+    }
+    let file: Deno.FsFile;
+    try {
+      // Defence in depth: only regular files under DATA_DIR are ever opened.
+      const real = await Deno.realPath(path);
+      const root = await Deno.realPath(dataRoot);
+      if (!real.startsWith(root + sep) || !real.endsWith(`.${ext}`)) {
+        log.error("result store returned a path outside DATA_DIR", { id });
+        return json(404, { error: "Not found" });
+      }
+      file = await Deno.open(real, { read: true });
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        return json(404, { error: `No ${ext.toUpperCase()} file ${id} (unknown or expired)` });
+      }
+      throw error;
+    }
+    const { size } = await file.stat();
+    const headers: Record<string, string> = {
+      "content-length": String(size),
+      "cache-control": "private, max-age=300",
+      "x-content-type-options": "nosniff",
+      "content-type": ext === "csv" ? "text/csv; charset=utf-8" : "image/png",
+      "content-disposition": ext === "csv"
+        ? `attachment; filename="query-${id}.csv"`
+        : `inline; filename="plot-${id}.png"`,
+    };
+    if (req.method === "HEAD") {
+      file.close();
+      return new Response(null, { status: 200, headers });
+    }
+    return new Response(file.readable, { status: 200, headers });
+  }
+
+  return async (req: Request): Promise<Response> => {
+    try {
+      const url = new URL(req.url);
+      const path = url.pathname;
+      if (path === "/mcp" || path === "/mcp/") return await mcp(req);
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        return json(path === "/healthz" || path.startsWith("/files/") ? 405 : 404, {
+          error: path === "/healthz" || path.startsWith("/files/")
+            ? "Method not allowed"
+            : "Not found",
+        });
+      }
+      if (path === "/healthz") return await healthz();
+      if (path.startsWith("/files/")) return await files(req, url);
+      return json(404, { error: "Not found" });
+    } catch (error) {
+      log.error("request failed", { method: req.method, error });
+      return json(500, { error: "Internal server error" });
+    }
+  };
+}

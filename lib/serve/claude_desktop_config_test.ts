@@ -1,0 +1,75 @@
+import { deepEqual } from "node:assert/strict";
+import { claudeDesktopConfig } from "./claude_desktop_config.ts";
+
+const base = {
+  projectDir: "/opt/ambient",
+  dataDir: "/opt/ambient/data",
+  denoPath: "/usr/bin/deno",
+};
+
+Deno.test("claudeDesktopConfig() bridges a local URL with mcp-remote and launches stdio with deno", () => {
+  const c = claudeDesktopConfig({ ...base, mcpUrl: "http://127.0.0.1:8000/mcp", token: false });
+  deepEqual(c.remote, {
+    mcpServers: {
+      "ambient-sensors": {
+        command: "npx",
+        args: ["-y", "mcp-remote", "http://127.0.0.1:8000/mcp"],
+      },
+    },
+  });
+  deepEqual(c.stdio, {
+    mcpServers: {
+      "ambient-sensors": {
+        command: "/usr/bin/deno",
+        args: [
+          "run",
+          "-P=serve",
+          "--config",
+          "/opt/ambient/deno.json",
+          "/opt/ambient/main.ts",
+          "--stdio",
+        ],
+        env: { DATA_DIR: "/opt/ambient/data" },
+      },
+    },
+  });
+});
+
+Deno.test("claudeDesktopConfig() adds the token header and --allow-http for a LAN address", () => {
+  const c = claudeDesktopConfig({ ...base, mcpUrl: "http://192.168.1.20:8000/mcp", token: true });
+  deepEqual(c.remote, {
+    mcpServers: {
+      "ambient-sensors": {
+        command: "npx",
+        args: [
+          "-y",
+          "mcp-remote",
+          "http://192.168.1.20:8000/mcp",
+          "--allow-http",
+          "--header",
+          "Authorization:Bearer ${MCP_AUTH_TOKEN}",
+        ],
+        env: { MCP_AUTH_TOKEN: "<the server's MCP_AUTH_TOKEN>" },
+      },
+    },
+  });
+});
+
+Deno.test("claudeDesktopConfig() launches a compiled server binary with --stdio alone", () => {
+  const c = claudeDesktopConfig({
+    ...base,
+    denoPath: "/usr/local/bin/ambient-sensors-aarch64",
+    compiled: true,
+    mcpUrl: "http://127.0.0.1:8000/mcp",
+    token: false,
+  });
+  deepEqual(c.stdio, {
+    mcpServers: {
+      "ambient-sensors": {
+        command: "/usr/local/bin/ambient-sensors-aarch64",
+        args: ["--stdio"],
+        env: { DATA_DIR: "/opt/ambient/data" },
+      },
+    },
+  });
+});
