@@ -4,8 +4,9 @@ import { type Catalog, loadCatalog, loadFlexibleMetrics } from "./_catalog.ts";
 /**
  * How long a loaded catalog is reused. Callers treat every lookup the cached catalog cannot
  * answer (an unknown sensor, device or metric, a missing table or column) as a miss and read it
- * again at once, so new devices, tables and metric columns are found on their first use; the
- * lifetime only bounds how long a unit or a sensor added beside a known one can go unnoticed.
+ * again at once, so new devices, tables and metric columns are found on their first use. The
+ * lifetime only bounds how long a changed unit, or a metric that a second sensor of the same
+ * device starts writing to the flexible table, can go unnoticed.
  */
 export const CATALOG_TTL_MS = 60_000;
 
@@ -25,14 +26,22 @@ interface Entry {
 
 const entries = new WeakMap<object, Entry>();
 
+/** Options of `cachedCatalog`. */
+export interface CachedCatalogOptions {
+  /** Read the catalog again even when the cached one is recent (default false). */
+  fresh?: boolean;
+  /** Clock in milliseconds (tests); default `Date.now`. */
+  now?: () => number;
+}
+
 /**
  * The catalog of `db` (sensors, columnar metric columns, units), read at most every
- * `CATALOG_TTL_MS`, or afresh when `fresh` is set. Saves a catalog query on every call of the
- * readings tools; each database object has its own cache.
+ * `CATALOG_TTL_MS`, or afresh when `fresh` is set. Saves a catalog query on nearly every
+ * history; each database object has its own cache.
  */
 export async function cachedCatalog(
   db: Queryable,
-  opts: { fresh?: boolean; now?: () => number } = {},
+  opts: CachedCatalogOptions = {},
 ): Promise<CachedCatalog> {
   const now = opts.now ?? Date.now;
   let entry = entries.get(db);

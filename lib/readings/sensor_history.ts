@@ -1,7 +1,8 @@
-import { type Db, ident, type Queryable } from "../db/mod.ts";
+import type { Db, Queryable } from "../db/mod.ts";
 import { deviceLabel, listChoices, type SensorInfo, sensorsOfDevice } from "./_catalog.ts";
 import { type CachedCatalog, cachedCatalog } from "./_cached_catalog.ts";
-import { type Bucket, BUCKET_ORIGIN, chooseBucket } from "./choose_bucket.ts";
+import { type Bucket, chooseBucket } from "./choose_bucket.ts";
+import { type HistoryRows, historyRows } from "./_history_rows.ts";
 import { ReadingsError } from "./readings_error.ts";
 
 /** One time bucket of a history. */
@@ -81,11 +82,19 @@ export async function sensorHistory(db: Db, opts: SensorHistoryOptions): Promise
       if (error instanceof ReadingsError && !catalog.fresh) continue;
       throw error;
     }
+    const { sensor } = target;
     const aggregate = (q: Queryable) =>
-      aggregateRows(q, { target, metric, bucket, start: opts.start, end: opts.end });
-    let rows: HistoryRow[];
+      historyRows(q, {
+        sensorId: sensor.sensorId,
+        table: target.hasColumn ? `${sensor.sensorType}_measurements` : undefined,
+        metric,
+        bucket,
+        start: opts.start,
+        end: opts.end,
+      });
+    let row: HistoryRows | undefined;
     try {
-      rows = opts.timeoutMs
+      row = opts.timeoutMs
         ? await db.transaction(aggregate, { timeoutMs: opts.timeoutMs })
         : await aggregate(db);
     } catch (error) {
@@ -94,27 +103,24 @@ export async function sensorHistory(db: Db, opts: SensorHistoryOptions): Promise
       if (!catalog.fresh && (code === "42P01" || code === "42703")) continue;
       throw error;
     }
-    const { sensor } = target;
-    const [row] = rows;
-    const current = row !== undefined && row.sensor_type === sensor.sensorType &&
-      row.device_id === sensor.deviceId && row.siblings === target.siblings;
+    const current = row !== undefined && row.sensorType === sensor.sensorType &&
+      row.deviceId === sensor.deviceId && row.siblings === target.siblings;
     if (!current && !catalog.fresh) continue; // the sensor, or its device's sensors, changed
     if (row === undefined) {
       throw new ReadingsError(`Unknown sensor_id ${sensor.sensorId}: it was just removed`);
     }
-    const columnarPoints = parsePoints(row.columnar);
-    const layout = columnarPoints.length > 0 || (target.hasColumn && row.flexible === null)
+    const layout = row.columnar !== null || (target.hasColumn && row.flexible === null)
       ? "columnar"
       : "flexible";
     return {
-      sensor: { ...sensor, deviceName: row.device_name, location: row.location },
+      sensor: { ...sensor, deviceName: row.deviceName, location: row.location },
       metric,
       unit: target.unit,
       layout,
       bucket,
       start: opts.start,
       end: opts.end,
-      points: layout === "columnar" ? columnarPoints : parsePoints(row.flexible),
+      points: (layout === "columnar" ? row.columnar : row.flexible) ?? [],
     };
   }
 }
@@ -182,121 +188,6 @@ async function pickTarget(
     siblings: sensors.filter((s) => s.deviceId === sensor.deviceId).map((s) => s.sensorId)
       .sort((a, b) => a - b).join(","),
   };
-}
-
-/**
- * The sensor's current row with the points of each layout as JSON arrays of
- * `[time, avg, min, max, count]` (null when none): one row crosses from the database instead of
- * one per bucket, which the embedded database hands over several times faster.
- */
-interface HistoryRow {
-  device_id: string;
-  device_name: string | null;
-  sensor_type: string;
-  location: string | null;
-  siblings: string | null;
-  columnar: unknown;
-  flexible: unknown;
-}
-
-/**
- * The one statement of a history. Each aggregate groups a subquery kept apart by `offset 0`: the
- * planner then assumes a few hundred buckets and hashes them, instead of sorting every reading
- * because it takes each distinct timestamp for a bucket of its own. The flexible table is read
- * only when the columnar one has no reading in the period (an uncorrelated `not exists`, checked
- * once before that scan starts). No row comes back when the sensor does not exist.
- */
-function aggregateRows(
-  q: Queryable,
-  o: { target: Target; metric: string; bucket: Bucket; start: Date; end: Date },
-): Promise<HistoryRow[]> {
-  const id = o.target.sensor.sensorId;
-  const stride = `${o.bucket.seconds} seconds`;
-  const { start, end, metric } = o;
-  if (!o.target.hasColumn) {
-    return q.sql<HistoryRow>`
-      with sensor as materialized (
-        select s.device_id, d.device_name, s.sensor_type,
-               coalesce(nullif(s.location, ''), d.location) as location,
-               (select string_agg(x.sensor_id::text, ',' order by x.sensor_id)
-                from sensors x where x.device_id = s.device_id) as siblings
-        from sensors s join devices d on d.device_id = s.device_id
-        where s.sensor_id = ${id}
-      ),
-      flexible as (
-        select b as time, avg(v) as avg, min(v) as min, max(v) as max, count(*) as count
-        from (
-          select date_bin(${stride}::interval, time, ${BUCKET_ORIGIN}::timestamptz) as b,
-                 value as v
-          from measurements
-          where sensor_id = ${id} and metric_type = ${metric}
-            and time >= ${start} and time < ${end}
-          offset 0
-        ) s
-        group by b
-      )
-      select sensor.*, null::json as columnar,
-             (select json_agg(json_build_array(time, avg, min, max, count) order by time)
-              from flexible) as flexible
-      from sensor`;
-  }
-  const col = ident(metric);
-  return q.sql<HistoryRow>`
-    with sensor as materialized (
-      select s.device_id, d.device_name, s.sensor_type,
-             coalesce(nullif(s.location, ''), d.location) as location,
-             (select string_agg(x.sensor_id::text, ',' order by x.sensor_id)
-              from sensors x where x.device_id = s.device_id) as siblings
-      from sensors s join devices d on d.device_id = s.device_id
-      where s.sensor_id = ${id}
-    ),
-    columnar as (
-      select b as time, avg(v) as avg, min(v) as min, max(v) as max, count(*) as count
-      from (
-        select date_bin(${stride}::interval, time, ${BUCKET_ORIGIN}::timestamptz) as b,
-               ${col} as v
-        from ${ident(`${o.target.sensor.sensorType}_measurements`)}
-        where sensor_id = ${id} and time >= ${start} and time < ${end}
-          and ${col} is not null
-        offset 0
-      ) s
-      group by b
-    ),
-    flexible as (
-      select b as time, avg(v) as avg, min(v) as min, max(v) as max, count(*) as count
-      from (
-        select date_bin(${stride}::interval, time, ${BUCKET_ORIGIN}::timestamptz) as b,
-               value as v
-        from measurements
-        where sensor_id = ${id} and metric_type = ${metric}
-          and time >= ${start} and time < ${end}
-          and not exists (select from columnar)
-        offset 0
-      ) s
-      group by b
-    )
-    select sensor.*,
-           (select json_agg(json_build_array(time, avg, min, max, count) order by time)
-            from columnar) as columnar,
-           (select json_agg(json_build_array(time, avg, min, max, count) order by time)
-            from flexible) as flexible
-    from sensor`;
-}
-
-/**
- * Points from a JSON array of `[time, avg, min, max, count]`. Numbers keep every digit: JSON
- * carries a double precision value as the same shortest exact text as the row format.
- */
-function parsePoints(value: unknown): HistoryPoint[] {
-  if (value === null || value === undefined) return [];
-  const list = (typeof value === "string" ? JSON.parse(value) : value) as unknown[][];
-  return list.map(([time, avg, min, max, count]) => ({
-    time: new Date(time as string),
-    avg: Number(avg),
-    min: Number(min),
-    max: Number(max),
-    count: Number(count),
-  }));
 }
 
 function pickCandidates(sensors: SensorInfo[], opts: SensorHistoryOptions): SensorInfo[] {
