@@ -175,3 +175,94 @@ Deno.test("a record the database refuses is isolated into rejected_messages and 
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("a backlog of readings without timestamps, delivered in one burst after a restart, is stored in full", async () => {
+  await using db = await withTestDb();
+  const broker = await testBroker();
+  const dataDir = await Deno.makeTempDir({ prefix: "collector-burst-" });
+  const id = suffix();
+  const device = `burst_${id}`;
+  const clientId = `collector-burst-${id}`;
+  const config = collectorConfig({ mqttUrl: broker.url, dataDir, clientId });
+  let collector = await startCollector(db, config, { flushIntervalMs: 20 });
+  const pub = await connectClient(broker.url, `pub-burst-${id}`);
+  const n = 300;
+  try {
+    await waitFor("the subscription", () => collector.stats().mqttConnected);
+    await collector.stop();
+    // The broker queues these for the stopped collector's session and delivers them at once.
+    const topic = `devices/${device}/sensors/scd30/data`;
+    await Promise.all(
+      Array.from(
+        { length: n },
+        (_, i) => pub.publishAsync(topic, JSON.stringify({ value: { co2: i } }), { qos: 1 }),
+      ),
+    );
+    collector = await startCollector(db, config, { flushIntervalMs: 20 });
+    await waitFor("the backlog", () => {
+      const s = collector.stats();
+      return s.received >= n && s.journalBytes === 0;
+    });
+    const counts = await countReadings(db, device);
+    equal(counts.columnar, n);
+    equal(counts.co2Sum, sumTo(n));
+  } finally {
+    await pub.endAsync();
+    await collector.stop();
+    await clearSession(broker.url, clientId);
+    await broker.close();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("retained capabilities and status sent again on each subscription are stored once and are not activity", async () => {
+  await using db = await withTestDb();
+  const broker = await testBroker();
+  const dataDir = await Deno.makeTempDir({ prefix: "collector-retained-" });
+  const id = suffix();
+  const device = `retained_${id}`;
+  const clientId = `collector-retained-${id}`;
+  const config = collectorConfig({ mqttUrl: broker.url, dataDir, clientId });
+  const pub = await connectClient(broker.url, `pub-retained-${id}`);
+  const topics = [`devices/${device}/capabilities`, `devices/${device}/status`];
+  let collector: Awaited<ReturnType<typeof startCollector>> | undefined;
+  try {
+    await pub.publishAsync(topics[0], JSON.stringify({ device_name: "Hall", sensors: ["scd30"] }), {
+      qos: 1,
+      retain: true,
+    });
+    await pub.publishAsync(topics[1], "offline", { qos: 1, retain: true });
+    const events = async () => {
+      const [r] = await db.sql<{ n: number }>`
+        select count(*)::int as n from device_events where device_id = ${device}`;
+      return r.n;
+    };
+    const lastSeen = async () => {
+      const [r] = await db.sql<{ last_seen: Date | null; status: string }>`
+        select last_seen, status from devices where device_id = ${device}`;
+      return r;
+    };
+    const seenTimes: (number | undefined)[] = [];
+    for (let run = 0; run < 3; run++) {
+      collector = await startCollector(db, config, { flushIntervalMs: 20 });
+      await waitFor("the retained messages", () => {
+        const s = collector!.stats();
+        return s.received >= 2 && s.journalBytes === 0;
+      });
+      await collector.stop();
+      collector = undefined;
+      equal(await events(), 2, `run ${run}`);
+      const seen = await lastSeen();
+      equal(seen.status, "offline");
+      seenTimes.push(seen.last_seen?.getTime());
+    }
+    equal(new Set(seenTimes).size, 1, "a retained message moved last_seen");
+  } finally {
+    for (const t of topics) await pub.publishAsync(t, "", { qos: 1, retain: true });
+    await pub.endAsync();
+    await collector?.stop();
+    await clearSession(broker.url, clientId);
+    await broker.close();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});

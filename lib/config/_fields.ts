@@ -36,7 +36,8 @@ export function num(
 ): number {
   const v = raw(env, name);
   if (v === undefined) return opts.default;
-  let schema = z.coerce.number().refine(Number.isFinite, "must be a finite number");
+  let schema = z.coerce.number({ error: "must be a finite number" })
+    .refine(Number.isFinite, "must be a finite number");
   if (opts.integer) schema = schema.refine(Number.isInteger, "must be a whole number");
   if (opts.min !== undefined) {
     schema = schema.refine((n) => n >= opts.min!, `must be ≥ ${opts.min}`);

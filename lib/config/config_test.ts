@@ -77,3 +77,15 @@ Deno.test("loadMonitorConfig() requires both Pushover credentials", () => {
   assertEquals(c.pushover, { user: "u", token: "t", apiUrl: "http://127.0.0.1:9" });
   assertEquals([c.checkIntervalS, c.inactivityThresholdS], [60, 300]);
 });
+
+Deno.test("a number variable that is not a finite number says so in plain words", () => {
+  for (const value of ["abc", "1e999", "-Infinity"]) {
+    throws(
+      () => loadMonitorConfig({ INACTIVITY_THRESHOLD: value }),
+      {
+        message:
+          `Invalid configuration: INACTIVITY_THRESHOLD must be a finite number, got "${value}"`,
+      },
+    );
+  }
+});

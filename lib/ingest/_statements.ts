@@ -2,7 +2,13 @@
 // sends them as array parameters expanded with `unnest()`, a handful of parameters per statement.
 import { ident } from "../db/ident.ts";
 import type { Queryable } from "../db/mod.ts";
-import type { CapabilitiesMessage, ReadingMessage, RejectedMessage } from "./types.ts";
+import type {
+  CapabilitiesMessage,
+  ErrorMessage,
+  ReadingMessage,
+  RejectedMessage,
+  StatusMessage,
+} from "./types.ts";
 
 /** A reading whose sensor row is known, ready for the insert statements. */
 export interface Row {
@@ -17,6 +23,41 @@ export type Event = {
   kind: "status" | "error" | "capabilities";
   payload: string;
 };
+
+/** A message about a device that becomes a `device_events` row. */
+export type DeviceMessage = CapabilitiesMessage | StatusMessage | ErrorMessage;
+
+/** Registers devices not known yet, leaving `last_seen` unset. */
+export async function registerDevices(tx: Queryable, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await tx.sql`
+    insert into devices (device_id) select unnest(${[...new Set(ids)].sort()}::text[])
+    on conflict (device_id) do nothing`;
+}
+
+/**
+ * The retained messages that tell something new: each device's first of a kind and payload,
+ * unless its newest stored event of that kind has the same payload already.
+ */
+export async function freshRetained(
+  tx: Queryable,
+  messages: DeviceMessage[],
+): Promise<DeviceMessage[]> {
+  const unique = new Map<string, DeviceMessage>();
+  for (const m of messages) {
+    const key = `${m.device}\0${m.kind}\0${json(m.payload)}`;
+    if (!unique.has(key)) unique.set(key, m);
+  }
+  const list = [...unique.values()];
+  const rows = await tx.sql<{ i: number }>`
+    select (u.i - 1)::int as i
+    from unnest(${list.map((m) => m.device)}::text[], ${list.map((m) => m.kind)}::text[],
+                ${list.map((m) => json(m.payload))}::text[]) with ordinality as u(d, k, p, i)
+    where (select e.payload from device_events e
+            where e.device_id = u.d and e.kind = u.k order by e.time desc limit 1)
+          is distinct from u.p::jsonb`;
+  return rows.map((r) => list[r.i]);
+}
 
 /** Registers unknown devices and moves `last_seen` forward (`seen`: device → epoch ms). */
 export async function upsertDevices(tx: Queryable, seen: Map<string, number>): Promise<void> {
@@ -133,17 +174,18 @@ export async function insertReadings(
     const ids: number[] = [];
     const values: (number | null)[][] = metrics.map(() => []);
     for (const { sensorId, msg } of list) {
-      const key = `${sensorId}:${msg.time.getTime()}`;
+      const key = `${sensorId}:${msg.time.getTime()}.${msg.micros ?? 0}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      times.push(msg.time.toISOString());
+      times.push(readingTime(msg));
       ids.push(sensorId);
       for (let i = 0; i < metrics.length; i++) values[i].push(msg.metrics[metrics[i]] ?? null);
     }
     const table = ident(`${type}_measurements`);
     const cols = metrics.map((m) => ident(m));
     const q = new Statement();
-    q.text("with u as (select * from unnest(").param(times).text("::timestamptz[], ")
+    // Sent as text: a timestamptz parameter would be cut to milliseconds by the client.
+    q.text("with u as (select * from unnest(").param(times).text("::text[]::timestamptz[], ")
       .param(ids).text("::int[]");
     for (const v of values) q.text(", ").param(v).text("::float8[]");
     q.text(") as u (time, sensor_id, ").param(cols).text("))");
@@ -254,6 +296,12 @@ export function sensorKey(device: string, type: string): string {
 /** JSON text of a value for a jsonb parameter (`undefined` → `null`). */
 export function json(value: unknown): string {
   return JSON.stringify(value ?? null);
+}
+
+/** ISO 8601 text of a reading's time, to the microsecond when it has `micros`. */
+function readingTime(msg: ReadingMessage): string {
+  const iso = msg.time.toISOString();
+  return msg.micros ? `${iso.slice(0, -1)}${String(msg.micros).padStart(3, "0")}Z` : iso;
 }
 
 /** ISO 8601 text of epoch milliseconds, for timestamptz parameters. */

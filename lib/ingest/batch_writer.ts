@@ -7,13 +7,16 @@ import {
   applyCapabilities,
   applyStatus,
   comparePairs,
+  type DeviceMessage,
   type Event,
+  freshRetained,
   hasSqlState,
   insertEvents,
   insertReadings,
   insertRejected,
   isRefusal,
   json,
+  registerDevices,
   type Row,
   sensorKey,
   touchSensors,
@@ -120,20 +123,8 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
     const events: Event[] = [];
     const seen = new Map<string, number>();
     const status = new Map<string, { status: string; time: Date }>();
-    for (const msg of batch) {
-      if (msg.kind === "rejected") {
-        rejected.push(msg);
-        continue;
-      }
-      const t = msg.time.getTime();
-      if (!(seen.get(msg.device)! >= t)) seen.set(msg.device, t);
-      if (msg.kind === "reading") {
-        const bad = invalidReading(msg);
-        if (bad) rejected.push(refusal(msg, bad));
-        else readings.push(msg);
-        if (msg.rejectedMetrics) rejected.push(refusal(msg, msg.rejectedMetrics.reason));
-        continue;
-      }
+    const retained: DeviceMessage[] = [];
+    const addEvent = (msg: DeviceMessage) => {
       events.push({
         time: msg.time,
         device: msg.device,
@@ -145,12 +136,44 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
         const prev = status.get(msg.device);
         if (!prev || prev.time <= msg.time) status.set(msg.device, msg);
       }
+    };
+    for (const msg of batch) {
+      if (msg.kind === "rejected") {
+        rejected.push(msg);
+        continue;
+      }
+      if (msg.kind !== "reading" && msg.retained) {
+        retained.push(msg);
+        continue;
+      }
+      const t = msg.time.getTime();
+      if (!(seen.get(msg.device)! >= t)) seen.set(msg.device, t);
+      if (msg.kind === "reading") {
+        const bad = invalidReading(msg);
+        if (bad) rejected.push(refusal(msg, bad));
+        else readings.push(msg);
+        if (msg.rejectedMetrics) rejected.push(refusal(msg, msg.rejectedMetrics.reason));
+        continue;
+      }
+      addEvent(msg);
     }
     await schema.prepare(readings);
     const limited = applyLimits(readings);
     rejected.push(...limited.refused);
     const staged = new Map<string, number>();
+    const live = { events: events.length, caps: caps.length, status: new Map(status) };
     await db.transaction(async (tx) => {
+      // A retry of this function starts from the live messages again.
+      events.length = live.events;
+      caps.length = live.caps;
+      status.clear();
+      for (const [k, v] of live.status) status.set(k, v);
+      // The broker sends retained messages again on every subscription: one that the device's
+      // history already ends with is a repeat, and none is activity (`last_seen` stays).
+      if (retained.length > 0) {
+        for (const msg of await freshRetained(tx, retained)) addEvent(msg);
+        await registerDevices(tx, retained.map((m) => m.device));
+      }
       await upsertDevices(tx, seen);
       if (caps.length > 0) await applyCapabilities(tx, caps, staged);
       if (status.size > 0) await applyStatus(tx, status);

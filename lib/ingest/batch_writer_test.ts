@@ -538,3 +538,61 @@ Deno.test("createBatchWriter() writes 5000 readings in a handful of statements",
   // With sensors cached: devices, the readings (both layouts at once), sensors' last_seen.
   assertEquals(statements.length, 3, statements.join("\n---\n"));
 });
+
+Deno.test("createBatchWriter() keeps readings without timestamps received within one millisecond apart", async () => {
+  await using db = await withTestDb();
+  const writer = createBatchWriter(db, { layouts: ["columnar", "flexible"] });
+  const topic = "devices/burst/sensors/scd30/data";
+  // Receive times a microsecond apart, as the collector gives a burst of backlog.
+  const burst = [0, 0.001, 0.002].map((us, i) =>
+    decodeMessage({
+      topic,
+      payload: enc.encode(JSON.stringify({ value: { co2: 400 + i } })),
+      receivedAt: NOW + us,
+    })
+  );
+  await writer.write(burst.slice(0, 2));
+  await writer.write(burst.slice(1)); // a replay of the second one, and the third
+  assertEquals(
+    await rows(db, `select co2, to_char(time, 'SS.US') as t from scd30_measurements order by time`),
+    [{ co2: 400, t: "00.000000" }, { co2: 401, t: "00.000001" }, { co2: 402, t: "00.000002" }],
+  );
+  assertEquals(await count(db, "measurements"), 3);
+});
+
+Deno.test("createBatchWriter() neither repeats retained messages nor counts them as activity", async () => {
+  await using db = await withTestDb();
+  const writer = createBatchWriter(db, { layouts: ["columnar", "flexible"] });
+  const raw = (topic: string, text: string, receivedAt: number, retained = false) =>
+    decodeMessage({ topic, payload: enc.encode(text), receivedAt, retained });
+  const caps = JSON.stringify(CAPABILITIES);
+  await writer.write([
+    raw("devices/esp32-01/capabilities", caps, NOW),
+    raw("devices/esp32-01/status", "offline", NOW + 1000),
+  ]);
+  const state = () =>
+    rows(
+      db,
+      `select d.device_id, d.status, d.last_seen, count(e.*)::int as events
+       from devices d left join device_events e using (device_id)
+       group by 1, 2, 3 order by 1`,
+    );
+  const before = await state();
+  // Each new subscription brings the retained copies again, hours later.
+  for (const at of [NOW + 3_600_000, NOW + 7_200_000]) {
+    await writer.write([
+      raw("devices/esp32-01/capabilities", caps, at, true),
+      raw("devices/esp32-01/status", `"offline"`, at, true),
+    ]);
+  }
+  assertEquals(await state(), before);
+
+  // A retained message that says something new is kept, still without moving last_seen.
+  await writer.write([raw("devices/esp32-01/status", "online", NOW + 9_000_000, true)]);
+  assertEquals(await state(), [{ ...before[0], status: "online", events: 3 }]);
+
+  // A device known only from a retained message is registered, never seen.
+  await writer.write([raw("devices/esp32-02/status", "offline", NOW + 9_000_000, true)]);
+  const [, other] = await state();
+  assertEquals(other, { device_id: "esp32-02", status: "offline", last_seen: null, events: 1 });
+});

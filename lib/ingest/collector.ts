@@ -390,6 +390,18 @@ export async function startCollector(
   let fullSince = 0;
 
   let appendFailing = false;
+  // Receive times stand in for missing device timestamps, and a burst (the backlog a broker
+  // delivers after a reconnect) brings many messages in one millisecond: each message gets a
+  // time of its own, a microsecond past the previous one, so none collapses onto another's key.
+  let lastReceivedUs = 0; // whole microseconds: repeated float steps of 0.001 ms would round together
+  const receiveClock = () => {
+    const nowUs = Date.now() * 1000;
+    // A clock stepped back by more than a second is followed rather than waited out.
+    lastReceivedUs = nowUs > lastReceivedUs || lastReceivedUs - nowUs > 1_000_000
+      ? nowUs
+      : lastReceivedUs + 1;
+    return lastReceivedUs / 1000;
+  };
 
   const accept = (message: RawMessage, done: DoneCallback): boolean => {
     try {
@@ -445,7 +457,8 @@ export async function startCollector(
       payload: typeof packet.payload === "string"
         ? new TextEncoder().encode(packet.payload)
         : packet.payload,
-      receivedAt: Date.now(),
+      receivedAt: receiveClock(),
+      ...(packet.retain ? { retained: true } : {}),
     };
     const room = journal.hasRoom(message);
     if (room && accept(message, done)) return;

@@ -54,7 +54,9 @@ const lossyUtf8 = new TextDecoder("utf-8");
  */
 export function decodeMessage(msg: RawMessage): Decoded {
   try {
-    return decode(msg);
+    const out = decode(msg);
+    if (msg.retained && out.kind !== "rejected" && out.kind !== "reading") out.retained = true;
+    return out;
   } catch (err) {
     // Unreachable by design; kept so that no input can ever stop the collector.
     return reject(msg, `cannot decode: ${err instanceof Error ? err.message : String(err)}`);
@@ -175,6 +177,11 @@ function decodeReading(
     metrics,
     timestampReplaced: !plausible,
   };
+  if (!plausible && Number.isFinite(msg.receivedAt)) {
+    const us = Math.round(msg.receivedAt * 1000);
+    out.time = new Date(Math.floor(us / 1000));
+    if (us % 1000 > 0) out.micros = us % 1000;
+  }
   if (problems.length > 0) {
     out.rejectedMetrics = {
       reason: summarise(problems),

@@ -25,7 +25,10 @@ export interface JournalOptions {
 export const JOURNAL_MAX_PAYLOAD = 256 * 1024;
 
 const HEADER = 8; // u32 body length, u32 CRC-32 of the body
+// The first body byte: the record format, which also tells whether the broker sent the message
+// as a retained one (an old message replayed on subscribing).
 const VERSION = 1;
+const VERSION_RETAINED = 2;
 const BODY_FIXED = 1 + 8 + 2; // version, receivedAt (f64), topic length (u16)
 const MAX_BODY = BODY_FIXED + 0xffff + JOURNAL_MAX_PAYLOAD;
 const SEGMENT_RE = /^(\d{20})\.seg$/;
@@ -281,7 +284,7 @@ function encodeRecord(message: RawMessage): Uint8Array {
   const buf = new Uint8Array(HEADER + bodyLength);
   const view = new DataView(buf.buffer);
   view.setUint32(0, bodyLength);
-  buf[HEADER] = VERSION;
+  buf[HEADER] = message.retained ? VERSION_RETAINED : VERSION;
   view.setFloat64(HEADER + 1, message.receivedAt);
   view.setUint16(HEADER + 9, topic.length);
   buf.set(topic, HEADER + BODY_FIXED);
@@ -301,7 +304,8 @@ function decodeRecord(
   if (bodyLength < BODY_FIXED || bodyLength > MAX_BODY) return undefined;
   if (buf.length - at < HEADER + bodyLength) return undefined;
   const body = buf.subarray(at + HEADER, at + HEADER + bodyLength);
-  if (crc32(body) !== view.getUint32(4) || body[0] !== VERSION) return undefined;
+  if (crc32(body) !== view.getUint32(4)) return undefined;
+  if (body[0] !== VERSION && body[0] !== VERSION_RETAINED) return undefined;
   const topicLength = view.getUint16(HEADER + 9);
   if (BODY_FIXED + topicLength > bodyLength) return undefined;
   return {
@@ -310,6 +314,7 @@ function decodeRecord(
       receivedAt: view.getFloat64(HEADER + 1),
       topic: decoder.decode(body.subarray(BODY_FIXED, BODY_FIXED + topicLength)),
       payload: body.slice(BODY_FIXED + topicLength),
+      ...(body[0] === VERSION_RETAINED ? { retained: true } : {}),
     },
   };
 }

@@ -254,3 +254,21 @@ Deno.test("Journal read() stops near a byte limit but always returns at least on
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Journal keeps whether a message was retained and its receive time to the microsecond", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const j = Journal.open({ dir, maxBytes: 1 << 20 });
+    const sent: RawMessage[] = [
+      { ...msg(1), receivedAt: 1_700_000_000_000.001 },
+      { ...msg(2), topic: "devices/d2/status", payload: enc.encode("offline"), retained: true },
+    ];
+    for (const m of sent) j.append(m);
+    j.close();
+    const again = Journal.open({ dir, maxBytes: 1 << 20 });
+    assertEquals(again.read(again.committed, 10).map((r) => r.message), sent);
+    again.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

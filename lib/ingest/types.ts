@@ -2,8 +2,16 @@
 export interface RawMessage {
   topic: string;
   payload: Uint8Array;
-  /** Receive time, epoch milliseconds. */
+  /**
+   * Receive time, epoch milliseconds; the collector's have a fraction (microseconds) making each
+   * message's receive time its own.
+   */
   receivedAt: number;
+  /**
+   * True when the broker sent it as a retained message on subscribing: an old message whose
+   * receive time says nothing about when the device was last active.
+   */
+  retained?: boolean;
 }
 
 /** A sensor reading: one message of `devices/{device}/sensors/{type}/data`. */
@@ -17,6 +25,12 @@ export interface ReadingMessage {
   metrics: Record<string, number>;
   /** True when the device's timestamp was missing or implausible and the receive time was used. */
   timestampReplaced: boolean;
+  /**
+   * Microseconds (0–999) to add to `time`, which a `Date` cannot hold. Set for receive times:
+   * the collector gives each message its own receive time to the microsecond, so a burst of
+   * readings without timestamps does not collapse onto one primary key `(sensor_id, time)`.
+   */
+  micros?: number;
   /**
    * Set when some metrics of the message were bad and left out of `metrics`: why, the payload as
    * text and the receive time. The writer stores the good metrics and records this in
@@ -39,6 +53,8 @@ export interface CapabilitiesMessage {
   metadata: Record<string, unknown>;
   /** The parsed payload, stored in `device_events`. */
   payload: unknown;
+  /** Replayed by the broker as a retained message (see `RawMessage.retained`). */
+  retained?: boolean;
 }
 
 /** `devices/{device}/status`. */
@@ -49,6 +65,8 @@ export interface StatusMessage {
   /** Normalised status word, e.g. `online`, `offline`. */
   status: string;
   payload: unknown;
+  /** Replayed by the broker as a retained message (see `RawMessage.retained`). */
+  retained?: boolean;
 }
 
 /** `devices/{device}/error`. */
@@ -57,6 +75,8 @@ export interface ErrorMessage {
   device: string;
   time: Date;
   payload: unknown;
+  /** Replayed by the broker as a retained message (see `RawMessage.retained`). */
+  retained?: boolean;
 }
 
 /** Input that cannot be stored as data; it goes to `rejected_messages`. */
