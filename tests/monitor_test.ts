@@ -462,6 +462,66 @@ Deno.test("the monitor logs a database failure and recovers at the next check", 
   equal(pushover.messages.length, 1);
 });
 
+Deno.test("while the database is down the monitor logs the failure once, every 10 minutes at most, and once when it is back", async () => {
+  await using db = await testDb();
+  await using pushover = new FakePushover();
+  await addDevice(db, "a", { lastSeen: 0 });
+  let down = false;
+  const refuse = () =>
+    Promise.reject(
+      new Error("cannot connect to postgres://monitor:s3cret@db.example:5432/sensors"),
+    );
+  const flaky: Db = {
+    ...db,
+    sql: (s, ...v) => down ? refuse() : db.sql(s, ...v),
+    query: (t, p) => down ? refuse() : db.query(t, p),
+    transaction: (fn, o) => down ? refuse() : db.transaction(fn, o),
+  };
+  const clock = new Clock();
+  const { log, lines } = recordingLog();
+  const cfg = {
+    ...config(pushover),
+    databaseUrl: "postgres://monitor:s3cret@db.example:5432/sensors",
+  };
+  await using m = await monitor(flaky, cfg, { now: clock.now, log });
+  const failures = () => lines.filter((l) => /^error .*database error/.test(l));
+  const recoveries = () => lines.filter((l) => /^info Database reachable again/.test(l));
+  down = true;
+  // One check a minute: a single line, with the reason, until ten minutes have passed.
+  for (let minute = 1; minute <= 10; minute++) {
+    clock.set(minute * 60);
+    await m.checkNow();
+  }
+  equal(failures().length, 1, lines.join("\n"));
+  match(failures()[0], /cannot connect to postgres:\/\/monitor:\*\*\*@db\.example/);
+  // Ten minutes after the first line, one reminder; then quiet again.
+  clock.set(11 * 60);
+  await m.checkNow();
+  equal(failures().length, 2, lines.join("\n"));
+  match(failures()[1], /still failing/);
+  for (let minute = 12; minute <= 20; minute++) {
+    clock.set(minute * 60);
+    await m.checkNow();
+  }
+  equal(failures().length, 2, lines.join("\n"));
+  equal(recoveries().length, 0);
+  down = false;
+  clock.set(21 * 60);
+  await m.checkNow();
+  clock.set(22 * 60);
+  await m.checkNow();
+  equal(recoveries().length, 1, lines.join("\n"));
+  match(recoveries()[0], /"down_for_s":1200/);
+  equal(failures().length, 2);
+  ok(!lines.join("\n").includes("s3cret"), "the database password is never logged");
+  // A new outage is reported again at once.
+  down = true;
+  clock.set(23 * 60);
+  await m.checkNow();
+  equal(failures().length, 3, lines.join("\n"));
+  down = false;
+});
+
 Deno.test("PushoverNotifier trims long messages to Pushover's limits and links no loopback address", async () => {
   await using pushover = new FakePushover();
   const notifier = new PushoverNotifier({

@@ -1,4 +1,4 @@
-import type { ResolvedMonitorConfig } from "../config/mod.ts";
+import { redact, type ResolvedMonitorConfig } from "../config/mod.ts";
 import type { Db } from "../db/mod.ts";
 import { type Logger, logger } from "../log/mod.ts";
 import { abortableSleep } from "./_sleep.ts";
@@ -28,6 +28,7 @@ export interface StartMonitorOptions {
   now?: () => Date;
   /** The wait between delivery retries of the Pushover notifier built from the config. */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Where the monitor's own log lines go (default: the `monitor` logger on stderr). */
   log?: Logger;
   /** Stops the monitor when aborted, like `stop()` (also during the first check). */
   signal?: AbortSignal;
@@ -77,10 +78,15 @@ export function startMonitor(
       }
     }
   };
+  const outage = outageLog({
+    log,
+    repeatMs: OUTAGE_REPEAT_MS,
+    secrets: secretsOf(config.databaseUrl),
+  });
   const check = async () => {
     if (signal.aborted) return;
     try {
-      await runCheck({ db, config, notifier, now: now(), log, signal });
+      await runCheck({ db, config, notifier, now: now(), log, signal, outage });
     } catch (error) {
       log.error(`Monitor check failed unexpectedly: ${message(error)}`);
     }
@@ -151,6 +157,7 @@ interface CheckContext {
   now: Date;
   log: Logger;
   signal: AbortSignal;
+  outage: OutageLog;
 }
 
 async function runCheck(ctx: CheckContext): Promise<void> {
@@ -163,11 +170,10 @@ async function runCheck(ctx: CheckContext): Promise<void> {
     result = detectSilence({ devices, state, now, thresholdS: ctx.config.inactivityThresholdS });
     await saveAlertStates(db, result.changed, now);
   } catch (error) {
-    log.error(
-      `Monitor check failed; retrying at the next check: database error: ${message(error)}`,
-    );
+    ctx.outage.failed(error, now);
     return;
   }
+  ctx.outage.succeeded(now);
   const before = new Map(result.states.map((s) => [s.deviceId, s]));
   for (const s of result.changed) {
     const was = previous.get(s.deviceId)?.state ?? "online";
@@ -216,6 +222,69 @@ async function runCheck(ctx: CheckContext): Promise<void> {
     log.error(
       `Cannot record delivered notifications (they may be sent again): ${message(error)}`,
     );
+  }
+}
+
+/** While the database stays unreachable, the failure is logged again at most this often. */
+const OUTAGE_REPEAT_MS = 10 * 60_000;
+
+/** Reports database outages without repeating the same line at every check. */
+interface OutageLog {
+  /** A check could not read or save its state. */
+  failed(error: unknown, now: Date): void;
+  /** A check read and saved its state. */
+  succeeded(now: Date): void;
+}
+
+/**
+ * Logs the first failed check of an outage (with its reason), then again at most every
+ * `repeatMs` while checks keep failing, and once when a check succeeds again.
+ */
+function outageLog(opts: { log: Logger; repeatMs: number; secrets: string[] }): OutageLog {
+  const { log, repeatMs } = opts;
+  let down: { since: Date; loggedAt: Date; failures: number } | undefined;
+  const reason = (error: unknown) => {
+    let text = redact(message(error));
+    for (const secret of opts.secrets) text = text.replaceAll(secret, "***");
+    return text;
+  };
+  return {
+    failed(error, now) {
+      if (!down) {
+        down = { since: now, loggedAt: now, failures: 1 };
+        log.error(
+          `Monitor check failed; retrying at the next check: database error: ${reason(error)}`,
+        );
+        return;
+      }
+      down.failures++;
+      if (now.getTime() - down.loggedAt.getTime() < repeatMs) return;
+      down.loggedAt = now;
+      log.error(`Monitor checks still failing: database error: ${reason(error)}`, {
+        down_for_s: Math.round((now.getTime() - down.since.getTime()) / 1000),
+        failed_checks: down.failures,
+      });
+    },
+    succeeded(now) {
+      if (!down) return;
+      log.info("Database reachable again; monitor checks resumed", {
+        down_for_s: Math.round((now.getTime() - down.since.getTime()) / 1000),
+        failed_checks: down.failures,
+      });
+      down = undefined;
+    },
+  };
+}
+
+/** The password of the database URL, raw and decoded, to keep out of log lines. */
+function secretsOf(databaseUrl: string | undefined): string[] {
+  if (!databaseUrl) return [];
+  try {
+    const password = new URL(databaseUrl).password;
+    if (!password) return [];
+    return [...new Set([password, decodeURIComponent(password)])];
+  } catch {
+    return [];
   }
 }
 
