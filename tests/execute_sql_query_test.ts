@@ -1,4 +1,4 @@
-import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";
+import { deepEqual, equal, match, notEqual, ok, rejects } from "node:assert/strict";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
@@ -9,7 +9,8 @@ import type { ToolDeps } from "../lib/mcp/deps.ts";
 import { registerClearQueryCacheTool } from "../lib/mcp/tools/clear_query_cache.ts";
 import { registerExecuteSqlQueryTool } from "../lib/mcp/tools/execute_sql_query.ts";
 import { createResultStore } from "../lib/results/mod.ts";
-import { runQuery } from "../lib/sql/mod.ts";
+import { QUERY_SLOTS, QueryBusy, QueryFailed, runQuery } from "../lib/sql/mod.ts";
+import type { Db } from "../lib/db/mod.ts";
 
 const SEED = `
   insert into devices (device_id, device_name, location, status) values
@@ -387,6 +388,15 @@ async function clearsTheCache(t: Fixture) {
   ok(await t.results.csvPath(b));
   const again = await t.client.callTool({ name: "clear_query_cache", arguments: { query_id: a } });
   match((again.content as Content)[0].text!, /Nothing removed[\s\S]*already removed/);
+  for (const blank of ["", "  "]) {
+    const r = await t.client.callTool({
+      name: "clear_query_cache",
+      arguments: { query_id: blank },
+    });
+    equal(r.isError, true, "a blank query_id is refused, not taken as 'remove everything'");
+    match((r.content as Content)[0].text!, /query_id is empty/);
+    ok(await t.results.csvPath(b), "nothing was removed");
+  }
   await t.results.newPlot();
   const cached = (await t.results.list()).length;
   ok(cached >= 1);
@@ -410,6 +420,33 @@ async function stopsAtTheByteCap(t: Fixture) {
   equal(r.truncated, "bytes");
   ok(r.rows.length >= 8 && r.rows.length <= 10, `kept ${r.rows.length} rows`);
   deepEqual(r.rows.map((row) => row[0]), r.rows.map((_, i) => i + 1), "rows kept in order");
+}
+
+async function boundsHugeValues(t: Fixture) {
+  const opts = { timeoutMs: 5000, maxRows: 100_000, maxBytes: 100_000 };
+  // PostgreSQL refuses to send more than the cap: the value never reaches the server's memory.
+  await rejects(
+    runQuery(t.db, "select 1 as n, repeat('x', 5000000) as huge", opts),
+    (e: Error) => e instanceof QueryFailed && /larger than the 98 KB limit/.test(e.message),
+  );
+  const wide = await runQuery(
+    t.db,
+    "select g, repeat('y', 30000) as pad from generate_series(1, 3000) g order by g",
+    opts,
+  );
+  equal(wide.truncated, "bytes");
+  ok(wide.rows.length >= 1 && wide.rows.length <= 4, `kept ${wide.rows.length} rows`);
+  deepEqual(wide.rows.map((r) => r[0]), wide.rows.map((_, i) => i + 1), "rows kept in order");
+  // Narrow rows first, then huge ones: the batch sized for narrow rows is stopped by PostgreSQL.
+  const widening = await runQuery(
+    t.db,
+    "select g, case when g <= 3 then 'a' else repeat('x', 2000000) end as v " +
+      "from generate_series(1, 1000) g",
+    opts,
+  );
+  equal(widening.truncated, "bytes");
+  ok(widening.rows.length >= 1 && widening.rows.length <= 3, `kept ${widening.rows.length}`);
+  equal(widening.rows[0][0], 1);
 }
 
 // One seeded database for every step: opening the embedded database takes seconds.
@@ -440,5 +477,45 @@ Deno.test("execute_sql_query and clear_query_cache on a seeded database", async 
     () => reportsPostgresErrors(t),
   );
   await ctx.step("runQuery() stops reading at the byte cap", () => stopsAtTheByteCap(t));
+  await ctx.step(
+    "runQuery() never loads a huge value or a batch of wide rows past the byte cap",
+    () => boundsHugeValues(t),
+  );
   await ctx.step("clear_query_cache removes one result or all of them", () => clearsTheCache(t));
+});
+
+Deno.test("runQuery() runs a few queries at once per database and refuses more than can wait", async () => {
+  // A database whose transactions hang until released: stands in for runaway queries.
+  const held: (() => void)[] = [];
+  const hanging = () =>
+    ({
+      transaction: () => new Promise<void>((resolve) => held.push(resolve)),
+    }) as unknown as Db;
+  const db = hanging();
+  const opts = { timeoutMs: 1000, maxRows: 10, maxBytes: 1000 };
+  const { maxRunning, maxWaiting } = QUERY_SLOTS;
+  const calls = Array.from(
+    { length: maxRunning + maxWaiting },
+    () => runQuery(db, "select 1 as n", opts).catch((e) => e),
+  );
+  await new Promise((r) => setTimeout(r, 50));
+  equal(held.length, maxRunning, "only maxRunning queries reach the database");
+  await rejects(runQuery(db, "select 1 as n", opts), (e: Error) => {
+    ok(e instanceof QueryBusy);
+    match(e.message, /Too many queries are running at once[\s\S]*try again/);
+    return true;
+  });
+  // Another database is not affected.
+  const other = hanging();
+  const elsewhere = runQuery(other, "select 1 as n", opts).catch((e) => e);
+  await new Promise((r) => setTimeout(r, 20));
+  equal(held.length, maxRunning + 1);
+  // Each finished query hands its slot to a waiting one, until all have run.
+  for (let i = 0; i < held.length; i++) {
+    held[i]();
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  const results = await Promise.all([...calls, elsewhere]);
+  equal(held.length, maxRunning + maxWaiting + 1, "every waiting query ran in the end");
+  equal(results.filter((r) => r instanceof QueryBusy).length, 0);
 });

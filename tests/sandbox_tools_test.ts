@@ -4,8 +4,8 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { ResultStore, ToolDeps } from "../lib/mcp/deps.ts";
 import { registerAnalyzeDataTool } from "../lib/mcp/tools/analyze_data.ts";
-import { registerCreatePlotTool } from "../lib/mcp/tools/create_plot.ts";
-import { createBwrapSandbox } from "../lib/sandbox/mod.ts";
+import { MAX_INLINE_PNG_BYTES, registerCreatePlotTool } from "../lib/mcp/tools/create_plot.ts";
+import { createBwrapSandbox, SandboxUnavailable } from "../lib/sandbox/mod.ts";
 
 const available = await new Deno.Command("/usr/bin/python3", {
   args: ["-c", "import pandas, matplotlib"],
@@ -103,4 +103,73 @@ Deno.test("analyze_data says the sandbox is disabled when there is none", async 
   });
   equal(r.isError, true);
   match((r.content as Content)[0].text!, /sandbox is disabled/);
+});
+
+Deno.test("create_plot that fails leaves no plot behind and hides unexpected failure details", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/q1.csv`, "x\n1\n");
+    const removed: (string | undefined)[] = [];
+    const results = {
+      ...fakeResults(dir),
+      remove: (id?: string) => (removed.push(id), Promise.resolve([])),
+    };
+    const busy = {
+      engine: "bwrap" as const,
+      run: () =>
+        Promise.reject(new SandboxUnavailable("The sandbox is busy; try again in a moment")),
+    };
+    {
+      await using c = await connect({ results, sandbox: busy });
+      const r = await c.client.callTool({
+        name: "create_plot",
+        arguments: { query_id: "q1", plot_code: "plt.plot([1])" },
+      });
+      equal(r.isError, true);
+      match((r.content as Content)[0].text!, /busy/);
+      equal(removed.join(), "p1", "the reserved plot is released");
+    }
+    const broken = {
+      engine: "bwrap" as const,
+      run: () => Promise.reject(new Deno.errors.PermissionDenied(`cannot write ${dir}/secret`)),
+    };
+    await using c = await connect({ results, sandbox: broken });
+    const r = await c.client.callTool({
+      name: "analyze_data",
+      arguments: { query_id: "q1", code: "print(1)" },
+    });
+    equal(r.isError, true);
+    const text = (r.content as Content)[0].text!;
+    match(text, /problem on the server/);
+    ok(!text.includes(dir), "no server path in the message");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("create_plot links a huge PNG instead of sending it inline", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/q1.csv`, "x\n1\n");
+    const writesHugePng = {
+      engine: "bwrap" as const,
+      async run(job: { pngPath?: string }) {
+        const bytes = new Uint8Array(MAX_INLINE_PNG_BYTES + 1);
+        bytes.set([0x89, 0x50, 0x4e, 0x47]);
+        await Deno.writeFile(job.pngPath!, bytes);
+        return { stdout: "", stderr: "", pngPath: job.pngPath, elapsedMs: 1 };
+      },
+    };
+    await using c = await connect({ results: fakeResults(dir), sandbox: writesHugePng });
+    const r = await c.client.callTool({
+      name: "create_plot",
+      arguments: { query_id: "q1", plot_code: "plt.imshow(np.random.rand(3000, 3000))" },
+    });
+    equal(r.isError, undefined);
+    const content = r.content as Content;
+    equal(content.filter((x) => x.type === "image").length, 0, "no inline image");
+    match(content[0].text!, /too large to show inline[\s\S]*\/files\/p1\.png[\s\S]*figsize/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -239,3 +239,19 @@ Deno.test("guardSql() returns the statement alone, without a trailing semicolon 
   equal(plan.analyze, true);
   equal((await guardSql("explain (analyze false) select 1")).analyze, false);
 });
+
+Deno.test("guardSql() refuses absurdly deep nesting with a clear message", async () => {
+  for (
+    const sql of [
+      "select " + "(".repeat(20_000) + "1" + ")".repeat(20_000),
+      "select " + Array(20_000).fill("1").join("-"),
+    ]
+  ) {
+    await rejects(guardSql(sql), (e: Error) => {
+      ok(e instanceof SqlRefused, String(e));
+      match(e.message, /nested too deeply/);
+      return true;
+    });
+  }
+  equal((await guardSql("select 1 as still_parses")).kind, "select");
+});

@@ -23,13 +23,22 @@ export interface EngineSpec {
   kill?(dirs: JobDirs): Promise<void>;
 }
 
-/** Prepares a job folder, runs the engine's command with a wall-clock limit, reads result.json. */
+/**
+ * Prepares a job folder (under `workDir`, default the system temporary folder), runs the engine's
+ * command with a wall-clock limit, reads result.json.
+ */
 export async function runJob(
   job: SandboxJob,
-  opts: { spec: EngineSpec; limits: SandboxLimits; env?: Record<string, string> },
+  opts: {
+    spec: EngineSpec;
+    limits: SandboxLimits;
+    env?: Record<string, string>;
+    workDir?: string;
+  },
 ): Promise<SandboxResult> {
   const started = performance.now();
-  const root = await Deno.makeTempDir({ prefix: "ambient-sandbox-" });
+  if (opts.workDir) await Deno.mkdir(opts.workDir, { recursive: true });
+  const root = await Deno.makeTempDir({ dir: opts.workDir, prefix: "ambient-sandbox-" });
   const id = `ambient-sandbox-${crypto.randomUUID()}`;
   const dirs: JobDirs = { id, job: `${root}/job`, out: `${root}/out` };
   try {

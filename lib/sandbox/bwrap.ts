@@ -78,10 +78,14 @@ export function bwrapArgs(
   ];
 }
 
-/** A sandbox on bubblewrap: namespaces, no network, rlimits and a wall-clock kill. */
+/**
+ * A sandbox on bubblewrap: namespaces, no network, rlimits and a wall-clock kill. `workDir` holds
+ * the job folders (default: the system temporary folder; the server passes `DATA_DIR/sandbox`, the
+ * only place its permission set may write).
+ */
 export function createBwrapSandbox(
   limits: SandboxLimits,
-  opts: { python?: string; queue?: JobQueue } = {},
+  opts: { python?: string; queue?: JobQueue; workDir?: string } = {},
 ): Sandbox {
   const queue = opts.queue ?? new JobQueue();
   return {
@@ -90,6 +94,7 @@ export function createBwrapSandbox(
       queue.run(() =>
         runJob(job, {
           limits,
+          workDir: opts.workDir,
           spec: {
             command: (dirs) => ({
               cmd: "bwrap",

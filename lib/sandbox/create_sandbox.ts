@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import type { ResolvedServeConfig } from "../config/mod.ts";
 import { logger } from "../log/mod.ts";
 import { createBwrapSandbox } from "./bwrap.ts";
@@ -26,6 +27,8 @@ async function works(cmd: string, args: string[], env: Record<string, string>): 
 /**
  * Picks the engine for `SANDBOX_ENGINE`: `auto` tries docker (`docker info`), then bwrap with a
  * python3 that imports pandas; `off` or nothing available → undefined (the tools say so).
+ * `workDir` is where job folders are prepared (the server passes `DATA_DIR/sandbox`: its
+ * permission set may not write to the system temporary folder).
  */
 export async function createSandbox(
   config: ResolvedServeConfig["sandbox"],
@@ -34,17 +37,23 @@ export async function createSandbox(
     python?: string;
     maxRunning?: number;
     maxWaiting?: number;
+    workDir?: string;
   } = {},
 ): Promise<Sandbox | undefined> {
   if (config.engine === "off") return undefined;
   const env = opts.env ?? { PATH: "/usr/local/bin:/usr/bin:/bin" };
   const python = opts.python ?? "/usr/bin/python3";
   const queue = new JobQueue(opts);
+  const workDir = opts.workDir === undefined ? undefined : resolve(opts.workDir);
   const limits = { memoryMb: config.memoryMb, timeoutS: config.timeoutS };
   if (config.engine === "docker" || config.engine === "auto") {
     if (await works("docker", ["info"], env)) {
       log.info("sandbox engine", { engine: "docker", image: config.image });
-      return createDockerSandbox({ ...limits, image: config.image }, { queue, env });
+      return createDockerSandbox({ ...limits, image: config.image }, {
+        queue,
+        env,
+        workDir,
+      });
     }
     if (config.engine === "docker") {
       log.warn("SANDBOX_ENGINE=docker but `docker info` failed; sandbox disabled");
@@ -54,7 +63,7 @@ export async function createSandbox(
   const bwrapOk = await works("bwrap", ["--ro-bind", "/", "/", "--unshare-all", "true"], env);
   if (bwrapOk && await works(python, ["-c", "import pandas, matplotlib"], env)) {
     log.info("sandbox engine", { engine: "bwrap", python });
-    return createBwrapSandbox(limits, { python, queue });
+    return createBwrapSandbox(limits, { python, queue, workDir });
   }
   log.warn("no sandbox engine available (install docker, or bubblewrap + python3-pandas)");
   return undefined;

@@ -40,10 +40,13 @@ export function dockerArgs(dirs: JobDirs, opts: SandboxLimits & { image: string 
   ];
 }
 
-/** A sandbox on Docker; on timeout the named container is killed with `docker kill`. */
+/**
+ * A sandbox on Docker; on timeout the named container is killed with `docker kill`. `workDir`
+ * holds the job folders (absolute; default: the system temporary folder).
+ */
 export function createDockerSandbox(
   limits: SandboxLimits & { image: string },
-  opts: { queue?: JobQueue; env?: Record<string, string> } = {},
+  opts: { queue?: JobQueue; env?: Record<string, string>; workDir?: string } = {},
 ): Sandbox {
   const queue = opts.queue ?? new JobQueue();
   const env = opts.env;
@@ -54,6 +57,7 @@ export function createDockerSandbox(
         runJob(job, {
           limits,
           env,
+          workDir: opts.workDir,
           spec: {
             command: (dirs) => ({ cmd: "docker", args: dockerArgs(dirs, limits) }),
             kill: async (dirs) => {

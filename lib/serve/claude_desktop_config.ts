@@ -12,6 +12,74 @@ export interface ClaudeDesktopConfigOptions {
   denoPath: string;
   /** True when `denoPath` is a `deno compile`d server, which takes `--stdio` directly. */
   compiled?: boolean;
+  /**
+   * The server's environment: the configuration variables set in it (DATABASE_URL, MQTT_LISTEN,
+   * …) are repeated in the stdio form so that server uses the same database and broker; secrets
+   * are replaced by placeholders.
+   */
+  env?: Record<string, string | undefined>;
+}
+
+/** Variables of the configuration that the stdio form repeats (DATA_DIR is always set). */
+const PASSED = [
+  "PORT",
+  "SERVER_URL",
+  "DATABASE_URL",
+  "DB_HOST",
+  "DB_PORT",
+  "DB_USER",
+  "DB_PASSWORD",
+  "DB_NAME",
+  "MQTT_URL",
+  "MQTT_BROKER",
+  "MQTT_PORT",
+  "MQTT_USERNAME",
+  "MQTT_PASSWORD",
+  "MQTT_CLIENT_ID",
+  "MQTT_SHARED_GROUP",
+  "MQTT_LISTEN",
+  "JOURNAL_MAX_MB",
+  "STORAGE_LAYOUTS",
+  "QUERY_TIMEOUT_S",
+  "QUERY_MAX_ROWS",
+  "QUERY_CACHE_TTL_H",
+  "QUERY_CACHE_MAX_MB",
+  "SANDBOX_ENGINE",
+  "SANDBOX_IMAGE",
+  "DOCKER_IMAGE",
+  "SANDBOX_MEMORY_MB",
+  "SANDBOX_TIMEOUT_S",
+  "PUSHOVER_USER",
+  "PUSHOVER_TOKEN",
+  "PUSHOVER_API_URL",
+  "CHECK_INTERVAL",
+  "INACTIVITY_THRESHOLD",
+];
+const SECRET = new Set(["DB_PASSWORD", "MQTT_PASSWORD", "PUSHOVER_USER", "PUSHOVER_TOKEN"]);
+
+/** The configuration variables set in `env`, with passwords and tokens as placeholders. */
+function passedEnv(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of PASSED) {
+    const value = env[name];
+    if (value === undefined || value === "") continue;
+    if (SECRET.has(name)) out[name] = `<your ${name}>`;
+    else if (name.endsWith("_URL")) out[name] = withoutPassword(value, name);
+    else out[name] = value;
+  }
+  return out;
+}
+
+function withoutPassword(value: string, name: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    return `<your ${name}>`;
+  }
+  if (!u.password) return value;
+  u.password = "PASSWORD";
+  return u.toString().replace(":PASSWORD@", ":<password>@");
 }
 
 /**
@@ -42,7 +110,7 @@ export function claudeDesktopConfig(opts: ClaudeDesktopConfigOptions): {
       `${opts.projectDir}/main.ts`,
       "--stdio",
     ],
-    env: { DATA_DIR: opts.dataDir },
+    env: { ...passedEnv(opts.env ?? {}), DATA_DIR: opts.dataDir },
   };
   return {
     remote: { mcpServers: { "ambient-sensors": remote } },

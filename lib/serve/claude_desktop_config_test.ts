@@ -73,3 +73,31 @@ Deno.test("claudeDesktopConfig() launches a compiled server binary with --stdio 
     },
   });
 });
+
+Deno.test("claudeDesktopConfig() repeats the server's database and broker settings in the stdio form, without secrets", () => {
+  const c = claudeDesktopConfig({
+    ...base,
+    mcpUrl: "http://127.0.0.1:8000/mcp",
+    token: false,
+    env: {
+      DATABASE_URL: "postgres://sensors:s3cr%40t@db.lan:5432/sensors",
+      MQTT_URL: "mqtt://broker.lan:1883",
+      MQTT_PASSWORD: "hunter2",
+      MQTT_LISTEN: "127.0.0.1:1884",
+      PUSHOVER_TOKEN: "tok123",
+      HOME: "/root",
+      PATH: "/usr/bin",
+      DATA_DIR: "./data",
+    },
+  });
+  const env = (c.stdio as { mcpServers: Record<string, { env: Record<string, string> }> })
+    .mcpServers["ambient-sensors"].env;
+  deepEqual(env, {
+    DATABASE_URL: "postgres://sensors:<password>@db.lan:5432/sensors",
+    MQTT_URL: "mqtt://broker.lan:1883",
+    MQTT_PASSWORD: "<your MQTT_PASSWORD>",
+    MQTT_LISTEN: "127.0.0.1:1884",
+    PUSHOVER_TOKEN: "<your PUSHOVER_TOKEN>",
+    DATA_DIR: "/opt/ambient/data",
+  });
+});

@@ -69,6 +69,7 @@ export async function runServe(opts: RunServeOptions): Promise<number> {
     dataDir: resolve(config.dataDir),
     token: config.authToken !== undefined,
     stdio: mode === "stdio",
+    env: opts.env,
   });
   const why = await Promise.race([
     opts.stopSignal,
@@ -82,7 +83,7 @@ export async function runServe(opts: RunServeOptions): Promise<number> {
 
 function printBanner(
   server: RunningServer,
-  opts: { projectDir: string; dataDir: string; token: boolean; stdio: boolean },
+  opts: { projectDir: string; dataDir: string; token: boolean; stdio: boolean; env: Env },
 ): void {
   if (server.embedded) {
     log.info("embedded mode: PGlite, collector and monitor in this process", {
@@ -101,6 +102,7 @@ function printBanner(
     dataDir: opts.dataDir,
     denoPath: Deno.execPath(),
     compiled: !/^deno(\.exe)?$/i.test(basename(Deno.execPath())),
+    env: opts.env,
   });
   stderr([
     "",
@@ -110,7 +112,11 @@ function printBanner(
     "Claude Desktop — add to claude_desktop_config.json (needs Node.js for npx):",
     JSON.stringify(conf.remote, null, 2),
     "",
-    "Or let Claude Desktop start the server itself over stdio (stop this one first):",
+    "Or let Claude Desktop start the server itself over stdio (stop this one first" +
+    (/"<(your |password)/.test(JSON.stringify(conf.stdio))
+      ? "; fill in the <…> placeholders"
+      : "") +
+    "):",
     JSON.stringify(conf.stdio, null, 2),
     "",
   ].join("\n"));

@@ -261,7 +261,7 @@ async function start(
   });
   const sandbox = opts.sandbox === null
     ? undefined
-    : opts.sandbox ?? await createSandbox(config.sandbox);
+    : opts.sandbox ?? await createSandbox(config.sandbox, { workDir: join(dataDir, "sandbox") });
   const deps: ToolDeps = { db, config: cfg, results, sandbox };
 
   let broker: EmbeddedBroker | undefined;

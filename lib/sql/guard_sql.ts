@@ -98,7 +98,12 @@ export async function guardSql(sql: string): Promise<GuardResult> {
   } else {
     throw refuseKind(kind, "");
   }
-  walk(body);
+  try {
+    walk(body);
+  } catch (error) {
+    if (error instanceof RangeError) throw syntaxError(sql, error);
+    throw error;
+  }
   return { kind: result, analyze, ...statementText(sql, stmt_location, stmt_len) };
 }
 
@@ -204,6 +209,14 @@ function syntaxError(sql: string, error: unknown): SqlRefused {
   const details = (error as { sqlDetails?: { message?: string; cursorPosition?: number } })
     ?.sqlDetails;
   const message = details?.message ?? (error instanceof Error ? error.message : String(error));
+  if (error instanceof RangeError || /call stack|memory exhausted/i.test(message)) {
+    // The parser's stack is bounded: thousands of nested parentheses or chained operators.
+    return new SqlRefused(
+      "syntax",
+      "The query is nested too deeply to parse (thousands of nested parentheses, subqueries or chained operators). Simplify it, e.g. with a CTE or an aggregate.",
+      { cause: error },
+    );
+  }
   let where = "";
   if (typeof details?.cursorPosition === "number" && details.cursorPosition >= 0) {
     const before = [...sql].slice(0, details.cursorPosition).join("");

@@ -1,7 +1,8 @@
 import { type Db, type Field, type Queryable, QueryTimeout, type Row } from "../db/mod.ts";
-import { guardSql } from "./guard_sql.ts";
+import { type GuardResult, guardSql } from "./guard_sql.ts";
 import { type Cell, normalizeValue } from "./normalize_value.ts";
 import { QueryFailed } from "./query_failed.ts";
+import { QuerySlots } from "./_query_slots.ts";
 import { SqlRefused } from "./sql_refused.ts";
 import { typeName } from "./type_name.ts";
 
@@ -14,6 +15,14 @@ export interface RunQueryOptions {
   /** Approximate bytes of cell data kept at most; more set `truncated`. */
   maxBytes: number;
 }
+
+/**
+ * Untrusted queries running at once per database, and how many more may wait. The PostgreSQL pool
+ * holds 10 connections: runaway queries (each up to QUERY_TIMEOUT_S) must leave most of them to
+ * the other tools, the collector and the monitor.
+ */
+export const QUERY_SLOTS = { maxRunning: 4, maxWaiting: 16 };
+const slots = new WeakMap<Db, QuerySlots>();
 
 /** A result column. */
 export interface QueryColumn {
@@ -37,11 +46,42 @@ export interface QueryRows {
 }
 
 const CURSOR = "ambient_result";
-const FIRST_FETCH = 1000;
+// One row first: its width sizes the next batches, so a batch stays near the byte cap and the
+// database-side cap (see cursorQuery) only trips on rows far wider than those before them.
+const FIRST_FETCH = 1;
 const MAX_FETCH = 10_000;
 /** Thrown inside the transaction so that it always rolls back. */
 const ROLLBACK = Symbol("rollback");
 const SQLSTATE = /^([0-9][0-9A-Z]|HV|P0|XX|F0)[0-9A-Z]{3}$/;
+/** Running total of the result's size, computed by PostgreSQL next to every row. */
+const BYTES_COLUMN = "__ambient_result_bytes";
+/** Raised by PostgreSQL (as a failed integer cast) when that total passes the database-side cap. */
+const TOO_LARGE = "ambient: result too large";
+
+/**
+ * The cursor's query: the statement wrapped so that PostgreSQL keeps a running total of the row
+ * sizes and fails as soon as it passes `limit` bytes. Rows keep their order (no sort is added);
+ * the row and byte caps in JavaScript still decide what is kept. Without this a single huge value
+ * (`repeat('x', 5e8)`) or a batch of wide rows would be loaded into the server's memory whole.
+ */
+function cursorQuery(limit: number): { head: string; tail: string } {
+  return {
+    head: `declare ${CURSOR} no scroll cursor for select * from (select ambient_q.*, ` +
+      `sum(pg_column_size(ambient_q.*)) over (rows unbounded preceding) as ${BYTES_COLUMN} ` +
+      "from (\n",
+    tail: `\n) ambient_q) ambient_w where case when ${BYTES_COLUMN} > ${limit} ` +
+      `then ('${TOO_LARGE} ' || ${BYTES_COLUMN})::int8 = 0 else true end`,
+  };
+}
+
+function sizeText(bytes: number): string {
+  return bytes >= 1048576 ? `${Math.round(bytes / 1048576)} MB` : `${Math.ceil(bytes / 1024)} KB`;
+}
+
+function isTooLarge(error: unknown): boolean {
+  const message = (error as { message?: unknown })?.message;
+  return typeof message === "string" && message.includes(TOO_LARGE);
+}
 
 /**
  * Runs one read-only query from an untrusted source, in layers: (1) `guardSql` (one plain SELECT
@@ -54,14 +94,36 @@ const SQLSTATE = /^([0-9][0-9A-Z]|HV|P0|XX|F0)[0-9A-Z]{3}$/;
  * `DECLARE … CURSOR FOR <statement>` (which keeps its ORDER BY and semantics); EXPLAIN output is
  * read directly.
  *
- * Throws `SqlRefused` (guard), `QueryTimeout` (time limit) or `QueryFailed` (PostgreSQL's error with
- * SQLSTATE, position and hint); anything else is unexpected and rethrown.
+ * At most `QUERY_SLOTS.maxRunning` queries run at once per database; more wait, and past
+ * `maxWaiting` waiting ones `QueryBusy` is thrown.
+ *
+ * Throws `SqlRefused` (guard), `QueryBusy`, `QueryTimeout` (time limit) or `QueryFailed`
+ * (PostgreSQL's error with SQLSTATE, position and hint); anything else is unexpected and rethrown.
  */
 export async function runQuery(db: Db, sql: string, opts: RunQueryOptions): Promise<QueryRows> {
   const guarded = await guardSql(sql);
+  let gate = slots.get(db);
+  if (!gate) slots.set(db, gate = new QuerySlots(QUERY_SLOTS));
+  const release = await gate.acquire();
+  try {
+    return await runGuarded(db, sql, guarded, opts);
+  } finally {
+    release();
+  }
+}
+
+async function runGuarded(
+  db: Db,
+  sql: string,
+  guarded: GuardResult,
+  opts: RunQueryOptions,
+): Promise<QueryRows> {
   const started = performance.now();
   // Db.query() always uses the extended protocol, which refuses a second statement.
-  const prefix = guarded.kind === "select" ? `declare ${CURSOR} no scroll cursor for ` : "";
+  // PostgreSQL's own sizes differ a little from the JavaScript estimate: the database-side cap
+  // is looser, so the byte cap below normally decides and reports a truncation.
+  const wrap = cursorQuery(Math.ceil(opts.maxBytes * 1.5) + 65_536);
+  const prefix = guarded.kind === "select" ? wrap.head : "";
   let result: QueryRows | undefined;
   try {
     await db.transaction(async (tx) => {
@@ -70,9 +132,9 @@ export async function runQuery(db: Db, sql: string, opts: RunQueryOptions): Prom
           "set local cursor_tuple_fraction = 1; set local role sensor_reader",
       );
       const read = guarded.kind === "select"
-        ? await readCursor(tx, prefix + guarded.text, opts, started)
+        ? await readCursor(tx, prefix + guarded.text + wrap.tail, opts, started)
         : await readDirect(tx, guarded.text, opts);
-      const columns = await describeColumns(tx, read.fields);
+      const columns = read.columns ?? await describeColumns(tx, read.fields);
       result = {
         kind: guarded.kind,
         columns,
@@ -90,6 +152,8 @@ export async function runQuery(db: Db, sql: string, opts: RunQueryOptions): Prom
 
 interface Read {
   fields: Field[];
+  /** Described while the transaction could still run queries (see readCursor). */
+  columns?: QueryColumn[];
   rows: Cell[][];
   truncated: QueryRows["truncated"];
 }
@@ -102,16 +166,37 @@ async function readCursor(
 ): Promise<Read> {
   await tx.query(declare);
   const acc = new Accumulator(opts);
+  let columns: QueryColumn[] | undefined;
   let want = Math.min(opts.maxRows + 1, FIRST_FETCH);
   for (;;) {
-    const res = await tx.query<Row>(`fetch forward ${want} from ${CURSOR}`);
-    if (!acc.fields) acc.setFields(res.fields);
+    let res;
+    try {
+      res = await tx.query<Row>(`fetch forward ${want} from ${CURSOR}`);
+    } catch (error) {
+      if (!isTooLarge(error)) throw error;
+      if (!columns) {
+        throw new QueryFailed(
+          `The first rows of the result are larger than the ${
+            sizeText(opts.maxBytes)
+          } limit (very long text, arrays or JSON values). Select fewer or narrower columns, shorten values (left(col, 1000)) or aggregate less per row.`,
+          "54000",
+          { cause: error },
+        );
+      }
+      // The transaction is aborted now; what was read so far is kept as a truncated result.
+      acc.truncated = "bytes";
+      break;
+    }
+    if (!acc.fields) {
+      acc.setFields(res.fields.filter((f) => f.name !== BYTES_COLUMN));
+      columns = await describeColumns(tx, acc.fields!);
+    }
     if (!acc.add(res.rows) || res.rows.length < want) break;
     // The statement timeout applies per FETCH; this bounds the sum of them.
     if (performance.now() - started > opts.timeoutMs) throw new QueryTimeout(opts.timeoutMs);
     want = acc.nextBatch();
   }
-  return { fields: acc.fields ?? [], rows: acc.rows, truncated: acc.truncated };
+  return { fields: acc.fields ?? [], columns, rows: acc.rows, truncated: acc.truncated };
 }
 
 async function readDirect(

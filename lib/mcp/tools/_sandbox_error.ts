@@ -4,8 +4,15 @@ import {
   SandboxUnavailable,
   SandboxUserError,
 } from "../../sandbox/mod.ts";
+import { logger } from "../../log/mod.ts";
 
-/** An MCP error result for an expected sandbox failure, telling the assistant what to do next. */
+const log = logger("sandbox");
+
+/**
+ * An MCP error result for a sandbox failure, telling the assistant what to do next. Unexpected
+ * failures (e.g. the job folder cannot be written) are logged and reported without their details,
+ * which may name server paths.
+ */
 export function sandboxErrorResult(
   error: unknown,
 ): { isError: true; content: { type: "text"; text: string }[] } {
@@ -23,7 +30,9 @@ export function sandboxErrorResult(
   } else if (error instanceof SandboxUnavailable) {
     text = `${error.message}.`;
   } else {
-    throw error;
+    log.error("sandbox job failed unexpectedly", { error });
+    text =
+      "The sandbox could not run the job because of a problem on the server (details are in the server log). Try again later, or compute the result in SQL with execute_sql_query.";
   }
   return { isError: true, content: [{ type: "text", text }] };
 }

@@ -32,9 +32,20 @@ export function registerClearQueryCacheTool(server: McpServer, deps: ToolDeps): 
       openWorldHint: false,
     },
   }, async ({ query_id }: { query_id?: string }) => {
-    const queries = new Set((await deps.results.list()).map((r) => r.queryId));
     const id = query_id?.trim();
-    const removed = await deps.results.remove(id === "" ? undefined : id);
+    if (id === "") {
+      // A blank id is a mistake, not a request to wipe everything.
+      return {
+        isError: true,
+        content: [{
+          type: "text" as const,
+          text:
+            "query_id is empty: pass the query_id of the result to remove, or leave the field out to remove every cached result and plot.",
+        }],
+      };
+    }
+    const queries = new Set((await deps.results.list()).map((r) => r.queryId));
+    const removed = await deps.results.remove(id);
     const removedQueries = removed.filter((r) => queries.has(r)).length;
     const removedPlots = removed.length - removedQueries;
     let text: string;

@@ -4,6 +4,9 @@ import { z } from "zod";
 import type { ToolDeps } from "../deps.ts";
 import { NO_SANDBOX, sandboxErrorResult, unknownQuery } from "./_sandbox_error.ts";
 
+/** PNGs larger than this are linked, not sent inline (MCP clients choke on huge images). */
+export const MAX_INLINE_PNG_BYTES = 4 * 1024 * 1024;
+
 /** Input of `create_plot`. */
 export const CreatePlotInput = {
   query_id: z.string().min(1).max(100).describe(
@@ -32,10 +35,26 @@ export function registerCreatePlotTool(server: McpServer, deps: ToolDeps): void 
     try {
       await deps.sandbox.run({ csvPath, code: plot_code, mode: "plot", pngPath: path });
     } catch (error) {
+      // No figure: drop the reserved plot so it is neither listed nor counted as cached.
+      await deps.results.remove(plotId).catch(() => {});
       return sandboxErrorResult(error);
     }
-    const data = encodeBase64(await Deno.readFile(path));
     const url = await deps.results.fileUrl(plotId, "png");
+    const { size } = await Deno.stat(path);
+    if (size > MAX_INLINE_PNG_BYTES) {
+      // Too big to put into the conversation: the link still serves it.
+      return {
+        content: [{
+          type: "text",
+          text: `Plot ${plotId} is ${
+            (size / 1048576).toFixed(1)
+          } MB, too large to show inline (limit ${
+            MAX_INLINE_PNG_BYTES / 1048576
+          } MB); download it from ${url}. For an inline image use a smaller figsize or dpi, or fewer points (resample in SQL).`,
+        }],
+      };
+    }
+    const data = encodeBase64(await Deno.readFile(path));
     return {
       content: [
         { type: "image", data, mimeType: "image/png" },

@@ -3,7 +3,14 @@ import { stringify } from "csv-stringify/sync";
 import { z } from "zod";
 import { QueryTimeout } from "../../db/mod.ts";
 import { logger } from "../../log/mod.ts";
-import { type Cell, QueryFailed, type QueryRows, runQuery, SqlRefused } from "../../sql/mod.ts";
+import {
+  type Cell,
+  QueryBusy,
+  QueryFailed,
+  type QueryRows,
+  runQuery,
+  SqlRefused,
+} from "../../sql/mod.ts";
 import type { ToolDeps } from "../deps.ts";
 
 const log = logger("mcp");
@@ -123,6 +130,10 @@ function queryErrorText(error: unknown, timeoutS: number): string {
   if (error instanceof QueryTimeout) {
     log.warn("query cancelled at the time limit", { timeoutS });
     return `The query ran longer than the ${timeoutS} s limit (QUERY_TIMEOUT_S) and was cancelled; nothing was changed. Make it cheaper: restrict the time range (WHERE time >= now() - interval '1 day'), aggregate into time buckets with date_bin, avoid cross joins, or add LIMIT.`;
+  }
+  if (error instanceof QueryBusy) {
+    log.warn("query refused: too many running", {});
+    return error.message;
   }
   if (error instanceof QueryFailed) {
     return `${error.message.replace(/\.?$/, ".")} Fix the query and send it again.`;
