@@ -58,7 +58,9 @@ def load_csv(pd, path):
             looks = len(sample) > 0 and all(ISO.match(v) for v in sample)
         if looks:
             try:
-                df[col] = pd.to_datetime(df[col], utc=True)
+                # UTC without a zone: matplotlib converts naive datetime64 at numpy speed, while a
+                # zoned column goes through one Python object per point (0.6 s per 100k points).
+                df[col] = pd.to_datetime(df[col], utc=True).dt.tz_localize(None)
             except (ValueError, TypeError):
                 pass
     return df

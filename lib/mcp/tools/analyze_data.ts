@@ -9,7 +9,7 @@ export const AnalyzeDataInput = {
     "The query_id returned by execute_sql_query; its CSV is loaded as the pandas DataFrame `df`",
   ),
   code: z.string().min(1).max(100_000).describe(
-    "Python code run on `df` with `pd`, `np` and `plt` available; print() what you want to see. Time columns are already datetimes. No network or files.",
+    "Python code run on `df` with `pd`, `np` and `plt` available; print() what you want to see. Time columns are already datetimes in UTC (without a zone). No network or files.",
   ),
 };
 

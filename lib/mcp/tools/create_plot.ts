@@ -13,7 +13,7 @@ export const CreatePlotInput = {
     "The query_id returned by execute_sql_query; its CSV is loaded as the pandas DataFrame `df`",
   ),
   plot_code: z.string().min(1).max(100_000).describe(
-    "Python code that draws with matplotlib (`plt`) or pandas (`df.plot(...)`); the current figure is saved as PNG (default 10x5 inches, 100 dpi). Time columns are already datetimes.",
+    "Python code that draws with matplotlib (`plt`) or pandas (`df.plot(...)`); the current figure is saved as PNG (default 10x5 inches, 100 dpi). Time columns are already datetimes in UTC (without a zone).",
   ),
 };
 
