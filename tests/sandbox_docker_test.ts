@@ -92,3 +92,23 @@ Deno.test("createSandbox() picks docker when `docker info` works and nothing whe
   equal((await createSandbox(config, { env: fake.env }))?.engine, "docker");
   equal(await createSandbox({ ...config, engine: "off" }, { env: fake.env }), undefined);
 });
+
+Deno.test("createSandbox() removes job folders a crashed server left behind, but not fresh ones", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${dir}/ambient-sandbox-old/job`, { recursive: true });
+    await Deno.mkdir(`${dir}/ambient-sandbox-new/job`, { recursive: true });
+    await Deno.mkdir(`${dir}/unrelated`);
+    const hourAgo = new Date(Date.now() - 3600_000);
+    await Deno.utime(`${dir}/ambient-sandbox-old`, hourAgo, hourAgo);
+    const none = await createSandbox(
+      { engine: "off", image: "img", memoryMb: 128, timeoutS: 30 },
+      { workDir: dir },
+    );
+    equal(none, undefined);
+    const left = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
+    deepStrictEqual(left, ["ambient-sandbox-new", "unrelated"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
