@@ -17,22 +17,11 @@ import { registerGetLatestReadingsTool } from "../lib/mcp/tools/get_latest_readi
 import { registerGetSensorHistoryTool } from "../lib/mcp/tools/get_sensor_history.ts";
 import { seedReadings } from "../tests/fixtures/readings_seed.ts";
 import { tempResults } from "../tests/fixtures/readings_results.ts";
+import { type Timings, timings } from "./_stats.ts";
 
 const RUNS = 30;
 const WARMUP = 3;
 const TARGET_MS = 20;
-
-async function timings(fn: () => Promise<unknown>): Promise<{ p50: number; p90: number }> {
-  for (let i = 0; i < WARMUP; i++) await fn();
-  const times: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const t = performance.now();
-    await fn();
-    times.push(performance.now() - t);
-  }
-  times.sort((a, b) => a - b);
-  return { p50: times[Math.floor(RUNS / 2)], p90: times[Math.floor(RUNS * 0.9)] };
-}
 
 /** Runs the readings benchmark and prints p50 latencies against the 20 ms target. */
 export async function run(_args: string[]): Promise<void> {
@@ -65,7 +54,7 @@ export async function run(_args: string[]): Promise<void> {
       const r = await call("get_latest_readings", {});
       const rows = (r.structuredContent as { readings: { sensor_id: number }[] }).readings;
       sensors = new Set(rows.map((x) => x.sensor_id)).size;
-    });
+    }, { runs: RUNS, warmup: WARMUP });
     let points = 0;
     const history = await timings(async () => {
       const r = await call("get_sensor_history", {
@@ -75,8 +64,8 @@ export async function run(_args: string[]): Promise<void> {
         max_points: 500,
       });
       points = (r.structuredContent as { points: unknown[] }).points.length;
-    });
-    const fmt = (t: { p50: number; p90: number }) =>
+    }, { runs: RUNS, warmup: WARMUP });
+    const fmt = (t: Timings) =>
       `p50 ${t.p50.toFixed(1)} ms (${
         (t.p50 / TARGET_MS).toFixed(2)
       }x of ${TARGET_MS} ms target), ` +

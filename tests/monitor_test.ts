@@ -131,6 +131,34 @@ function fakeSleep(): { sleep: (ms: number) => Promise<void>; waits: number[] } 
   return { waits, sleep: (ms) => (waits.push(ms), Promise.resolve()) };
 }
 
+/**
+ * Devices a, b and c seen at T0 (named "Sensor a"… when `named`); b and c report again at 390 s,
+ * so at 400 s, where the returned clock stands, only a is silent.
+ */
+async function onlyASilent(db: Db, opts: { named?: boolean } = {}): Promise<Clock> {
+  for (const id of ["a", "b", "c"]) {
+    await addDevice(db, id, { name: opts.named ? `Sensor ${id}` : undefined, lastSeen: 0 });
+  }
+  await report(db, "b", 390);
+  await report(db, "c", 390);
+  const clock = new Clock();
+  clock.set(400);
+  return clock;
+}
+
+/** `db` refusing every statement with `new Error(reason)` while `down` is set. */
+function flakyDb(db: Db, reason: string): { db: Db; down: boolean } {
+  const refuse = () => Promise.reject(new Error(reason));
+  const wrapped: Db = {
+    ...db,
+    sql: (s, ...v) => flaky.down ? refuse() : db.sql(s, ...v),
+    query: (t, p) => flaky.down ? refuse() : db.query(t, p),
+    transaction: (fn, o) => flaky.down ? refuse() : db.transaction(fn, o),
+  };
+  const flaky = { down: false, db: wrapped };
+  return flaky;
+}
+
 Deno.test("the monitor sends exactly one alert when a device falls silent and one when it is back", async () => {
   await using db = await testDb();
   await using pushover = new FakePushover();
@@ -228,12 +256,8 @@ Deno.test("when all devices fall silent at once the monitor sends one summary, t
 Deno.test("a monitor restarted mid-outage neither repeats the alert nor forgets the recovery", async () => {
   await using db = await testDb();
   await using pushover = new FakePushover();
-  for (const id of ["a", "b", "c"]) await addDevice(db, id, { lastSeen: 0 });
-  const clock = new Clock();
+  const clock = await onlyASilent(db);
   const opts = { now: clock.now, log: recordingLog().log };
-  await report(db, "b", 390);
-  await report(db, "c", 390);
-  clock.set(400);
   const first = await startMonitor(db, config(pushover), opts);
   await first.firstCheck;
   await first.stop();
@@ -261,11 +285,7 @@ Deno.test("a monitor restarted mid-outage neither repeats the alert nor forgets 
 Deno.test("a Pushover 500 is retried after at least 5 s and the alert is delivered once", async () => {
   await using db = await testDb();
   await using pushover = new FakePushover();
-  for (const id of ["a", "b", "c"]) await addDevice(db, id, { lastSeen: 0 });
-  await report(db, "b", 390);
-  await report(db, "c", 390);
-  const clock = new Clock();
-  clock.set(400);
+  const clock = await onlyASilent(db);
   pushover.replies = [500, 200];
   const { sleep, waits } = fakeSleep();
   await using m = await monitor(db, config(pushover), {
@@ -288,11 +308,7 @@ Deno.test("a Pushover 500 is retried after at least 5 s and the alert is deliver
 Deno.test("an alert Pushover cannot take now stays pending and is delivered at the next check", async () => {
   await using db = await testDb();
   await using pushover = new FakePushover();
-  for (const id of ["a", "b", "c"]) await addDevice(db, id, { lastSeen: 0 });
-  await report(db, "b", 390);
-  await report(db, "c", 390);
-  const clock = new Clock();
-  clock.set(400);
+  const clock = await onlyASilent(db);
   pushover.replies = [500, 500, 500];
   const { sleep, waits } = fakeSleep();
   const { log, lines } = recordingLog();
@@ -318,11 +334,7 @@ Deno.test("an alert Pushover cannot take now stays pending and is delivered at t
 Deno.test("stopping the monitor during a retry wait keeps the alert pending for the next start", async () => {
   await using db = await testDb();
   await using pushover = new FakePushover();
-  for (const id of ["a", "b", "c"]) await addDevice(db, id, { lastSeen: 0 });
-  await report(db, "b", 390);
-  await report(db, "c", 390);
-  const clock = new Clock();
-  clock.set(400);
+  const clock = await onlyASilent(db);
   pushover.replies = [500];
   let waiting!: () => void;
   const inRetryWait = new Promise<void>((r) => waiting = r);
@@ -354,11 +366,7 @@ Deno.test("stopping the monitor during a retry wait keeps the alert pending for 
 Deno.test("a Pushover 400 is not retried and its error text is logged", async () => {
   await using db = await testDb();
   await using pushover = new FakePushover();
-  for (const id of ["a", "b", "c"]) await addDevice(db, id, { lastSeen: 0 });
-  await report(db, "b", 390);
-  await report(db, "c", 390);
-  const clock = new Clock();
-  clock.set(400);
+  const clock = await onlyASilent(db);
   pushover.replies = [400];
   const { sleep, waits } = fakeSleep();
   const { log, lines } = recordingLog();
@@ -381,11 +389,7 @@ Deno.test("a Pushover 400 is not retried and its error text is logged", async ()
 Deno.test("a Pushover 429 is logged as the monthly quota and not retried", async () => {
   await using db = await testDb();
   await using pushover = new FakePushover();
-  for (const id of ["a", "b", "c"]) await addDevice(db, id, { lastSeen: 0 });
-  await report(db, "b", 390);
-  await report(db, "c", 390);
-  const clock = new Clock();
-  clock.set(400);
+  const clock = await onlyASilent(db);
   pushover.replies = [429];
   const { sleep, waits } = fakeSleep();
   const { log, lines } = recordingLog();
@@ -398,11 +402,7 @@ Deno.test("a Pushover 429 is logged as the monthly quota and not retried", async
 
 Deno.test("without Pushover configuration the monitor only logs alerts and keeps running", async () => {
   await using db = await testDb();
-  for (const id of ["a", "b", "c"]) await addDevice(db, id, { name: `Sensor ${id}`, lastSeen: 0 });
-  await report(db, "b", 390);
-  await report(db, "c", 390);
-  const clock = new Clock();
-  clock.set(400);
+  const clock = await onlyASilent(db, { named: true });
   const { log, lines } = recordingLog();
   await using m = await monitor(db, config(undefined), { now: clock.now, log });
   ok(lines.some((l) => /PUSHOVER_USER and PUSHOVER_TOKEN are not set/.test(l)));
@@ -439,25 +439,18 @@ Deno.test("the monitor logs a database failure and recovers at the next check", 
   await using db = await testDb();
   await using pushover = new FakePushover();
   for (const id of ["a", "b", "c"]) await addDevice(db, id, { lastSeen: 0 });
-  let down = false;
-  const refuse = () => Promise.reject(new Error("connection refused"));
-  const flaky: Db = {
-    ...db,
-    sql: (s, ...v) => down ? refuse() : db.sql(s, ...v),
-    query: (t, p) => down ? refuse() : db.query(t, p),
-    transaction: (fn, o) => down ? refuse() : db.transaction(fn, o),
-  };
+  const flaky = flakyDb(db, "connection refused");
   const clock = new Clock();
   const { log, lines } = recordingLog();
-  await using m = await monitor(flaky, config(pushover), { now: clock.now, log });
-  down = true;
+  await using m = await monitor(flaky.db, config(pushover), { now: clock.now, log });
+  flaky.down = true;
   await report(db, "b", 390);
   await report(db, "c", 390);
   clock.set(400);
   await m.checkNow();
   ok(lines.some((l) => /check failed; retrying at the next check: .*connection refused/.test(l)));
   equal(pushover.messages.length, 0);
-  down = false;
+  flaky.down = false;
   await m.checkNow();
   equal(pushover.messages.length, 1);
 });
@@ -466,27 +459,17 @@ Deno.test("while the database is down the monitor logs the failure once, every 1
   await using db = await testDb();
   await using pushover = new FakePushover();
   await addDevice(db, "a", { lastSeen: 0 });
-  let down = false;
-  const refuse = () =>
-    Promise.reject(
-      new Error("cannot connect to postgres://monitor:s3cret@db.example:5432/sensors"),
-    );
-  const flaky: Db = {
-    ...db,
-    sql: (s, ...v) => down ? refuse() : db.sql(s, ...v),
-    query: (t, p) => down ? refuse() : db.query(t, p),
-    transaction: (fn, o) => down ? refuse() : db.transaction(fn, o),
-  };
+  const flaky = flakyDb(db, "cannot connect to postgres://monitor:s3cret@db.example:5432/sensors");
   const clock = new Clock();
   const { log, lines } = recordingLog();
   const cfg = {
     ...config(pushover),
     databaseUrl: "postgres://monitor:s3cret@db.example:5432/sensors",
   };
-  await using m = await monitor(flaky, cfg, { now: clock.now, log });
+  await using m = await monitor(flaky.db, cfg, { now: clock.now, log });
   const failures = () => lines.filter((l) => /^error .*database error/.test(l));
   const recoveries = () => lines.filter((l) => /^info Database reachable again/.test(l));
-  down = true;
+  flaky.down = true;
   // One check a minute: a single line, with the reason, until ten minutes have passed.
   for (let minute = 1; minute <= 10; minute++) {
     clock.set(minute * 60);
@@ -505,7 +488,7 @@ Deno.test("while the database is down the monitor logs the failure once, every 1
   }
   equal(failures().length, 2, lines.join("\n"));
   equal(recoveries().length, 0);
-  down = false;
+  flaky.down = false;
   clock.set(21 * 60);
   await m.checkNow();
   clock.set(22 * 60);
@@ -515,11 +498,11 @@ Deno.test("while the database is down the monitor logs the failure once, every 1
   equal(failures().length, 2);
   ok(!lines.join("\n").includes("s3cret"), "the database password is never logged");
   // A new outage is reported again at once.
-  down = true;
+  flaky.down = true;
   clock.set(23 * 60);
   await m.checkNow();
   equal(failures().length, 3, lines.join("\n"));
-  down = false;
+  flaky.down = false;
 });
 
 Deno.test("PushoverNotifier trims long messages to Pushover's limits and links no loopback address", async () => {

@@ -123,7 +123,7 @@ export function registerResources(server: McpServer, deps: ToolDeps): void {
           `Unknown or expired query_id "${id}": run execute_sql_query or get_sensor_history again`,
         );
       }
-      const { text, truncated, size } = await readHead(path, CSV_RESOURCE_MAX_BYTES);
+      const { text, shown, truncated, size } = await readHead(path, CSV_RESOURCE_MAX_BYTES);
       const contents: { uri: string; mimeType: string; text: string }[] = [
         { uri: uri.href, mimeType: "text/csv", text },
       ];
@@ -131,7 +131,7 @@ export function registerResources(server: McpServer, deps: ToolDeps): void {
         contents.push({
           uri: uri.href,
           mimeType: "text/plain",
-          text: `Only the first ${new TextEncoder().encode(text).length} of ${size} bytes ` +
+          text: `Only the first ${shown} of ${size} bytes ` +
             "are shown, cut at a line end. Use analyze_data with this query_id to work on all rows.",
         });
       }
@@ -140,11 +140,14 @@ export function registerResources(server: McpServer, deps: ToolDeps): void {
   );
 }
 
-/** The first `max` bytes of a file, cut after the last complete line when the file is longer. */
+/**
+ * The first `max` bytes of a file, cut after the last complete line when the file is longer;
+ * `shown` is the byte length of `text`.
+ */
 async function readHead(
   path: string,
   max: number,
-): Promise<{ text: string; truncated: boolean; size: number }> {
+): Promise<{ text: string; shown: number; truncated: boolean; size: number }> {
   using file = await Deno.open(path, { read: true });
   const size = (await file.stat()).size;
   const buf = new Uint8Array(Math.min(size, max));
@@ -160,5 +163,5 @@ async function readHead(
     const nl = bytes.lastIndexOf(10);
     if (nl >= 0) bytes = bytes.subarray(0, nl + 1);
   }
-  return { text: new TextDecoder().decode(bytes), truncated, size };
+  return { text: new TextDecoder().decode(bytes), shown: bytes.length, truncated, size };
 }

@@ -72,22 +72,36 @@ export async function loadCatalog(db: Queryable): Promise<Catalog> {
   return { sensors, columnar, units };
 }
 
+/** The metrics the `metrics` table lists for `sensorType`, from `Catalog.units`. */
+export function listedMetrics(units: Catalog["units"], sensorType: string): string[] {
+  const prefix = `${sensorType}/`;
+  return [...units.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+}
+
 /** A json column as parsed by the driver (postgres.js and PGlite parse it; text is parsed here). */
 function json<T>(value: unknown): T[] {
   return (typeof value === "string" ? JSON.parse(value) : value) as T[];
 }
 
+/** The newest value of one metric of one sensor in the flexible `measurements` table. */
+export interface FlexibleLatest {
+  sensorId: number;
+  metric: string;
+  time: Date;
+  value: number;
+}
+
 /**
- * Metric names each sensor has in the flexible `measurements` table, found with a loose index
- * scan (one index probe per distinct metric instead of reading every row).
+ * The newest value of every metric each sensor has in the flexible `measurements` table, ordered
+ * by sensor and metric. The metrics are found with a loose index scan (one index probe per
+ * distinct metric instead of reading every row), each newest value with one more probe.
  */
-export async function loadFlexibleMetrics(
+export async function loadFlexibleLatest(
   db: Queryable,
   sensorIds: number[],
-): Promise<Map<number, string[]>> {
-  const out = new Map<number, string[]>();
-  if (sensorIds.length === 0) return out;
-  const rows = await db.sql<{ sensor_id: number; metric_type: string }>`
+): Promise<FlexibleLatest[]> {
+  if (sensorIds.length === 0) return [];
+  const rows = await db.sql<{ sensor_id: number; metric_type: string; time: Date; value: number }>`
     with recursive m(sensor_id, metric_type) as (
       select s.sensor_id,
              (select x.metric_type from measurements x where x.sensor_id = s.sensor_id
@@ -100,13 +114,33 @@ export async function loadFlexibleMetrics(
               order by x.metric_type limit 1)
       from m where m.metric_type is not null
     )
-    select sensor_id, metric_type from m where metric_type is not null
-    order by sensor_id, metric_type`;
-  for (const r of rows) {
-    const id = Number(r.sensor_id);
-    const list = out.get(id) ?? [];
-    list.push(r.metric_type);
-    out.set(id, list);
+    select m.sensor_id, m.metric_type, l.time, l.value
+    from m cross join lateral (
+      select x.time, x.value from measurements x
+      where x.sensor_id = m.sensor_id and x.metric_type = m.metric_type
+      order by x.time desc
+      limit 1
+    ) l
+    where m.metric_type is not null
+    order by m.sensor_id, m.metric_type`;
+  return rows.map((r) => ({
+    sensorId: Number(r.sensor_id),
+    metric: r.metric_type,
+    time: r.time,
+    value: Number(r.value),
+  }));
+}
+
+/** Metric names each sensor has in the flexible `measurements` table, in name order. */
+export async function loadFlexibleMetrics(
+  db: Queryable,
+  sensorIds: number[],
+): Promise<Map<number, string[]>> {
+  const out = new Map<number, string[]>();
+  for (const r of await loadFlexibleLatest(db, sensorIds)) {
+    const list = out.get(r.sensorId) ?? [];
+    list.push(r.metric);
+    out.set(r.sensorId, list);
   }
   return out;
 }

@@ -1,5 +1,11 @@
 import { type Db, ident } from "../db/mod.ts";
-import { loadCatalog, type SensorInfo, sensorsAtLocation, sensorsOfDevice } from "./_catalog.ts";
+import {
+  loadCatalog,
+  loadFlexibleLatest,
+  type SensorInfo,
+  sensorsAtLocation,
+  sensorsOfDevice,
+} from "./_catalog.ts";
 
 /** How far back a metric missing from a sensor's newest columnar row is looked for. */
 const LOOKBACK_ROWS = 100;
@@ -125,30 +131,9 @@ export async function latestReadings(
     }
   });
   const flexibleQuery = (async () => {
-    const rows = await db.sql<
-      { sensor_id: number; metric_type: string; time: Date; value: number }
-    >`
-      with recursive m(sensor_id, metric_type) as (
-        select s.sensor_id,
-               (select x.metric_type from measurements x where x.sensor_id = s.sensor_id
-                order by x.metric_type limit 1)
-        from unnest(${ids}::int[]) as s(sensor_id)
-        union all
-        select m.sensor_id,
-               (select x.metric_type from measurements x
-                where x.sensor_id = m.sensor_id and x.metric_type > m.metric_type
-                order by x.metric_type limit 1)
-        from m where m.metric_type is not null
-      )
-      select m.sensor_id, m.metric_type, l.time, l.value
-      from m cross join lateral (
-        select x.time, x.value from measurements x
-        where x.sensor_id = m.sensor_id and x.metric_type = m.metric_type
-        order by x.time desc
-        limit 1
-      ) l
-      where m.metric_type is not null`;
-    for (const r of rows) offer(Number(r.sensor_id), r.metric_type, r.value, r.time, false);
+    for (const r of await loadFlexibleLatest(db, ids)) {
+      offer(r.sensorId, r.metric, r.value, r.time, false);
+    }
   })();
   await Promise.all([...columnarQueries, flexibleQuery]);
 

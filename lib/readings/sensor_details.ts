@@ -1,5 +1,5 @@
 import { type Db, ident } from "../db/mod.ts";
-import { listChoices, loadCatalog, loadFlexibleMetrics } from "./_catalog.ts";
+import { listChoices, listedMetrics, loadCatalog, loadFlexibleMetrics } from "./_catalog.ts";
 import { latestReadings } from "./latest_readings.ts";
 import { ReadingsError } from "./readings_error.ts";
 
@@ -74,17 +74,18 @@ export async function sensorDetails(db: Db, sensorId: number, now = new Date()):
   }
   // The columnar table counts as holding this sensor's metrics only when it has rows for it.
   const cols = firsts.length > 0 ? allCols : [];
-  const names = new Set([...cols, ...flex]);
-  for (const key of units.keys()) {
-    const [type, metric] = key.split("/");
-    if (type === row.sensor_type) names.add(metric);
-  }
+  const names = new Set([...cols, ...flex, ...listedMetrics(units, row.sensor_type)]);
 
-  for (const metric of flex) {
-    const [f] = await db.sql<{ time: Date }>`
-      select time from measurements where sensor_id = ${sensorId} and metric_type = ${metric}
-      order by time limit 1`;
-    if (f) firsts.push(f.time);
+  if (flex.length > 0) {
+    // One index probe per metric, in one statement.
+    const [f] = await db.sql<{ time: Date | null }>`
+      select min(f.time) as time
+      from unnest(${flex}::text[]) as m(metric)
+      cross join lateral (
+        select time from measurements where sensor_id = ${sensorId} and metric_type = m.metric
+        order by time limit 1
+      ) f`;
+    if (f?.time) firsts.push(new Date(f.time));
   }
   const first = firsts.sort((a, b) => a.getTime() - b.getTime())[0];
 

@@ -1,5 +1,11 @@
 import type { Db, Queryable } from "../db/mod.ts";
-import { deviceLabel, listChoices, type SensorInfo, sensorsOfDevice } from "./_catalog.ts";
+import {
+  deviceLabel,
+  listChoices,
+  listedMetrics,
+  type SensorInfo,
+  sensorsOfDevice,
+} from "./_catalog.ts";
 import { type CachedCatalog, cachedCatalog } from "./_cached_catalog.ts";
 import { type Bucket, chooseBucket } from "./choose_bucket.ts";
 import { type HistoryRows, historyRows } from "./_history_rows.ts";
@@ -143,14 +149,8 @@ async function pickTarget(
 ): Promise<Target> {
   const { sensors, columnar, units } = catalog;
   const candidates = pickCandidates(sensors, opts);
-  const staticMetrics = (s: SensorInfo) => {
-    const names = new Set<string>(columnar.get(s.sensorType) ?? []);
-    for (const key of units.keys()) {
-      const [type, name] = key.split("/");
-      if (type === s.sensorType) names.add(name);
-    }
-    return names;
-  };
+  const staticMetrics = (s: SensorInfo) =>
+    new Set([...(columnar.get(s.sensorType) ?? []), ...listedMetrics(units, s.sensorType)]);
   // The flexible table can only add metrics: look there only when the tables and the metrics
   // list do not already name the metric for every candidate (one index probe per metric).
   const flexible = candidates.every((s) => staticMetrics(s).has(metric))

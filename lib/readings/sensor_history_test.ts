@@ -3,9 +3,10 @@ import { withTestDb } from "../db/testing.ts";
 import { sensorHistory } from "./sensor_history.ts";
 import { ReadingsError } from "./readings_error.ts";
 
+const day = (d: number) => new Date(Date.UTC(2024, 4, d));
+
 Deno.test("sensorHistory() reads the columnar layout for a period it covers, else the flexible one", async () => {
   await using db = await withTestDb();
-  const day = (d: number) => new Date(Date.UTC(2024, 4, d));
   await rejects(
     () =>
       sensorHistory(db, { sensorId: 1, metric: "co2", start: day(1), end: day(2), maxPoints: 5 }),
@@ -52,7 +53,6 @@ Deno.test("sensorHistory() reads the columnar layout for a period it covers, els
 
 Deno.test("sensorHistory() sees sensors, tables, columns and names changed after an earlier call", async () => {
   await using db = await withTestDb();
-  const day = (d: number) => new Date(Date.UTC(2024, 4, d));
   const history = (o: { sensorId?: number; device?: string; metric: string }) =>
     sensorHistory(db, { ...o, start: day(1), end: day(2), maxPoints: 24 });
   await db.exec(`

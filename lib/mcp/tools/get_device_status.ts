@@ -1,10 +1,9 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
-import { logger } from "../../log/mod.ts";
 import { type DeviceStatus, loadDeviceStatus } from "../../monitor/mod.ts";
+import { formatAge } from "../../readings/mod.ts";
 import type { ToolDeps } from "../deps.ts";
-
-const log = logger("mcp");
+import { databaseErrorResult, errorResult } from "./_error_result.ts";
 
 /** Input of `get_device_status`. */
 export const GetDeviceStatusInput = {
@@ -73,14 +72,7 @@ export function registerGetDeviceStatusTool(server: McpServer, deps: ToolDeps): 
     try {
       all = await loadDeviceStatus(deps.db, { now, thresholdS });
     } catch (error) {
-      log.error("get_device_status failed", { error });
-      return {
-        isError: true,
-        content: [{
-          type: "text",
-          text: "Could not read device status: the database is not answering. Try again shortly.",
-        }],
-      };
+      return databaseErrorResult("get_device_status", "read device status", error);
     }
     let devices = all;
     if (device !== undefined) {
@@ -90,16 +82,12 @@ export function registerGetDeviceStatusTool(server: McpServer, deps: ToolDeps): 
       );
       if (devices.length === 0) {
         const known = all.slice(0, 30).map((d) => d.deviceId).join(", ");
-        return {
-          isError: true,
-          content: [{
-            type: "text",
-            text: `No device has the id or name "${device}". ` +
-              (all.length
-                ? `Known devices: ${known}${all.length > 30 ? ", …" : ""}.`
-                : "No device has reported yet."),
-          }],
-        };
+        return errorResult(
+          `No device has the id or name "${device}". ` +
+            (all.length
+              ? `Known devices: ${known}${all.length > 30 ? ", …" : ""}.`
+              : "No device has reported yet."),
+        );
       }
     }
     const out = devices.map(toOutput);
@@ -154,7 +142,7 @@ function formatStatus(devices: DeviceOut[], thresholdS: number): string {
     const name = d.name && d.name !== d.device_id ? ` "${d.name}"` : "";
     const where = d.location ? ` in ${d.location}` : "";
     const seen = d.last_seen
-      ? `last seen ${d.last_seen} (${ago(d.quiet_for_s ?? 0)} ago)`
+      ? `last seen ${d.last_seen} (${formatAge(d.quiet_for_s ?? 0)})`
       : "never seen";
     const fw = d.firmware_version ? `, firmware ${d.firmware_version}` : "";
     lines.push(`- ${d.device_id}${name}${where}: ${d.health.toUpperCase()}, ${seen}${fw}`);
@@ -175,11 +163,4 @@ function formatStatus(devices: DeviceOut[], thresholdS: number): string {
     }
   }
   return lines.join("\n");
-}
-
-function ago(s: number): string {
-  if (s < 90) return `${s} s`;
-  if (s < 5400) return `${Math.round(s / 60)} min`;
-  if (s < 172800) return `${Math.round(s / 3600)} h`;
-  return `${Math.round(s / 86400)} days`;
 }

@@ -1,6 +1,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import type { ToolDeps } from "../deps.ts";
+import { errorResult } from "./_error_result.ts";
 import {
   formatAge,
   formatValue,
@@ -60,7 +61,7 @@ export function registerGetLatestReadingsTool(server: McpServer, deps: ToolDeps)
       result = await latestReadings(deps.db, { device, location });
     } catch (error) {
       if (error instanceof ReadingsError) {
-        return { isError: true, content: [{ type: "text", text: error.message }] };
+        return errorResult(error.message);
       }
       throw error;
     }

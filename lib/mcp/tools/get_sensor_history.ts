@@ -1,6 +1,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import type { ToolDeps } from "../deps.ts";
+import { errorResult } from "./_error_result.ts";
 import { QueryTimeout } from "../../db/mod.ts";
 import {
   formatValue,
@@ -116,13 +117,13 @@ export function registerGetSensorHistoryTool(server: McpServer, deps: ToolDeps):
       });
     } catch (error) {
       if (error instanceof ReadingsError) {
-        return { isError: true, content: [{ type: "text", text: error.message }] };
+        return errorResult(error.message);
       }
       if (error instanceof QueryTimeout) {
         const text = `The history was cancelled after ${deps.config.query.timeoutS} s ` +
           "(QUERY_TIMEOUT_S): the period holds too many readings to aggregate in time. " +
           "Ask for a shorter period.";
-        return { isError: true, content: [{ type: "text", text }] };
+        return errorResult(text);
       }
       throw error;
     }
