@@ -5,18 +5,12 @@
  * @module
  */
 import { createBwrapSandbox } from "../lib/sandbox/mod.ts";
+import { timings } from "./_stats.ts";
 
 const RUNS = 5;
 
 async function p50(fn: () => Promise<unknown>): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const t = performance.now();
-    await fn();
-    times.push(performance.now() - t);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  return (await timings(fn, { runs: RUNS })).p50;
 }
 
 /** Runs the sandbox benchmark and prints p50 latencies against the 1.5 s target. */

@@ -3,6 +3,7 @@ import { createBwrapSandbox } from "../lib/sandbox/mod.ts";
 import { SEED_END, SEED_START } from "./fixtures/mcp_seed.ts";
 import { rawRequest } from "./fixtures/mcp_raw_http.ts";
 import { startTestServer, type TestServer } from "./fixtures/mcp_server.ts";
+import { sandboxAvailable } from "./fixtures/mcp_sandbox_available.ts";
 
 type Content = { type: string; text?: string; data?: string; mimeType?: string }[];
 type Json = Record<string, unknown>;
@@ -32,16 +33,8 @@ const MCP_HEADERS = {
   accept: "application/json, text/event-stream",
 };
 
-const sandboxAvailable = await new Deno.Command("/usr/bin/python3", {
-  args: ["-c", "import pandas, matplotlib"],
-  stdout: "null",
-  stderr: "null",
-}).output().then((o) => o.success, () => false) &&
-  await new Deno.Command("bwrap", { args: ["--version"], stdout: "null" }).output().then(
-    (o) => o.success,
-    () => false,
-  );
-if (!sandboxAvailable) {
+const hasSandbox = await sandboxAvailable();
+if (!hasSandbox) {
   console.warn("SKIPPING create_plot over HTTP: bwrap or python3 with pandas missing");
 }
 
@@ -401,7 +394,7 @@ async function noTraversal(s: TestServer) {
 
 Deno.test("the MCP HTTP server serves every tool, result links and health over real HTTP", async (t) => {
   await using s = await startTestServer({
-    sandbox: sandboxAvailable ? createBwrapSandbox({ memoryMb: 128, timeoutS: 30 }) : undefined,
+    sandbox: hasSandbox ? createBwrapSandbox({ memoryMb: 128, timeoutS: 30 }) : undefined,
     health: () => ({ collector: { stored: 7 } }),
   });
   await t.step(
@@ -422,7 +415,7 @@ Deno.test("the MCP HTTP server serves every tool, result links and health over r
   );
   await t.step({
     name: "create_plot over HTTP returns a PNG whose link downloads through /files",
-    ignore: !sandboxAvailable,
+    ignore: !hasSandbox,
     fn: () => plotAndPng(s),
   });
   await t.step(

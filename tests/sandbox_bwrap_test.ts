@@ -5,27 +5,9 @@ import {
   SandboxTimeout,
   SandboxUserError,
 } from "../lib/sandbox/mod.ts";
+import { sandboxAvailable } from "./fixtures/mcp_sandbox_available.ts";
 
-async function engineAvailable(): Promise<boolean> {
-  try {
-    const b = await new Deno.Command("bwrap", {
-      args: ["--version"],
-      stdout: "null",
-      stderr: "null",
-    })
-      .output();
-    const p = await new Deno.Command("/usr/bin/python3", {
-      args: ["-c", "import pandas, matplotlib"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return b.success && p.success;
-  } catch {
-    return false;
-  }
-}
-
-const available = await engineAvailable();
+const available = await sandboxAvailable();
 if (!available) console.warn("SKIPPING sandbox bwrap tests: bwrap or python3 with pandas missing");
 
 const dir = await Deno.makeTempDir({ prefix: "sandbox-test-" });

@@ -6,16 +6,9 @@ import type { ResultStore, ToolDeps } from "../lib/mcp/deps.ts";
 import { registerAnalyzeDataTool } from "../lib/mcp/tools/analyze_data.ts";
 import { MAX_INLINE_PNG_BYTES, registerCreatePlotTool } from "../lib/mcp/tools/create_plot.ts";
 import { createBwrapSandbox, SandboxUnavailable } from "../lib/sandbox/mod.ts";
+import { sandboxAvailable } from "./fixtures/mcp_sandbox_available.ts";
 
-const available = await new Deno.Command("/usr/bin/python3", {
-  args: ["-c", "import pandas, matplotlib"],
-  stdout: "null",
-  stderr: "null",
-}).output().then((o) => o.success, () => false) &&
-  await new Deno.Command("bwrap", { args: ["--version"], stdout: "null" }).output().then(
-    (o) => o.success,
-    () => false,
-  );
+const available = await sandboxAvailable();
 if (!available) console.warn("SKIPPING sandbox tool tests: bwrap or python3 with pandas missing");
 
 /** A tiny ResultStore over a temp dir (the real one lives in lib/results/). */

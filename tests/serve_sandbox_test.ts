@@ -4,31 +4,13 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { withTestDb } from "../lib/db/testing.ts";
 import { childEnv, freePort, spawnServe } from "./fixtures/mcp_child.ts";
+import { sandboxAvailable } from "./fixtures/mcp_sandbox_available.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 // `deno task serve` exactly: the task's permission set (writes only under ./data), no -A.
 const SERVE = ["run", "-P=serve", "main.ts"];
 
-async function engineAvailable(): Promise<boolean> {
-  try {
-    const b = await new Deno.Command("bwrap", {
-      args: ["--version"],
-      stdout: "null",
-      stderr: "null",
-    })
-      .output();
-    const p = await new Deno.Command("/usr/bin/python3", {
-      args: ["-c", "import pandas, matplotlib"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return b.success && p.success;
-  } catch {
-    return false;
-  }
-}
-
-const available = await engineAvailable();
+const available = await sandboxAvailable();
 if (!available) console.warn("SKIPPING serve sandbox test: bwrap or python3 with pandas missing");
 
 function text(r: { content?: unknown }): string {

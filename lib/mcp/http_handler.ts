@@ -53,6 +53,8 @@ export function createHttpHandler(
   });
   const token = config.authToken;
   const dataRoot = resolve(config.dataDir);
+  // DATA_DIR's real path, resolved on the first file request that finds it.
+  let realRoot: string | undefined;
   const healthTimeoutMs = opts.healthTimeoutMs ?? 2000;
 
   async function mcp(req: Request): Promise<Response> {
@@ -136,8 +138,8 @@ export function createHttpHandler(
     try {
       // Defence in depth: only regular files under DATA_DIR are ever opened.
       const real = await Deno.realPath(path);
-      const root = await Deno.realPath(dataRoot);
-      if (!real.startsWith(root + sep) || !real.endsWith(`.${ext}`)) {
+      realRoot ??= await Deno.realPath(dataRoot);
+      if (!real.startsWith(realRoot + sep) || !real.endsWith(`.${ext}`)) {
         log.error("result store returned a path outside DATA_DIR", { id });
         return json(404, { error: "Not found" });
       }
@@ -171,11 +173,8 @@ export function createHttpHandler(
       const path = url.pathname;
       if (path === "/mcp" || path === "/mcp/") return await mcp(req);
       if (req.method !== "GET" && req.method !== "HEAD") {
-        return json(path === "/healthz" || path.startsWith("/files/") ? 405 : 404, {
-          error: path === "/healthz" || path.startsWith("/files/")
-            ? "Method not allowed"
-            : "Not found",
-        });
+        const known = path === "/healthz" || path.startsWith("/files/");
+        return json(known ? 405 : 404, { error: known ? "Method not allowed" : "Not found" });
       }
       if (path === "/healthz") return await healthz();
       if (path.startsWith("/files/")) return await files(req, url);

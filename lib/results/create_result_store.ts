@@ -105,24 +105,24 @@ class DiskResultStore implements ResultStore {
     const id = crypto.randomUUID();
     const tmp = join(this.#queries, `.${id}.csv.tmp`);
     let rowCount = 0;
+    let bytes = 0;
     const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
     try {
       try {
-        await writeAll(file, csvText([columns]));
+        bytes += await writeAll(file, csvText([columns]));
         let chunk: unknown[][] = [];
         for (const row of rows) {
           chunk.push(row);
           rowCount++;
           if (chunk.length === ROWS_PER_CHUNK) {
-            await writeAll(file, csvText(chunk));
+            bytes += await writeAll(file, csvText(chunk));
             chunk = [];
           }
         }
-        if (chunk.length > 0) await writeAll(file, csvText(chunk));
+        if (chunk.length > 0) bytes += await writeAll(file, csvText(chunk));
       } finally {
         file.close();
       }
-      const bytes = (await Deno.stat(tmp)).size;
       const createdAt = this.#now();
       const metaTmp = join(this.#queries, `.${id}.json.tmp`);
       await Deno.writeTextFile(metaTmp, JSON.stringify({ rowCount, createdAt }), { mode: 0o600 });
@@ -282,9 +282,11 @@ function csvText(rows: unknown[][]): Uint8Array {
   return new TextEncoder().encode(text);
 }
 
-async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+/** Writes all of `data`; returns its length. */
+async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<number> {
   let written = 0;
   while (written < data.length) written += await file.write(data.subarray(written));
+  return written;
 }
 
 async function readMeta(

@@ -1,5 +1,6 @@
 import { parse } from "libpg-query";
 import { deniedFunction } from "./_denied_functions.ts";
+import { lineColumn } from "./_line_column.ts";
 import { SqlRefused } from "./sql_refused.ts";
 
 /** A statement the guard accepted. */
@@ -217,13 +218,9 @@ function syntaxError(sql: string, error: unknown): SqlRefused {
       { cause: error },
     );
   }
-  let where = "";
-  if (typeof details?.cursorPosition === "number" && details.cursorPosition >= 0) {
-    const before = [...sql].slice(0, details.cursorPosition).join("");
-    const line = before.split("\n").length;
-    const column = before.length - before.lastIndexOf("\n");
-    where = ` (line ${line}, column ${column})`;
-  }
+  const where = typeof details?.cursorPosition === "number" && details.cursorPosition >= 0
+    ? lineColumn(sql, details.cursorPosition)
+    : "";
   return new SqlRefused(
     "syntax",
     `Syntax error: ${message}${where}. Fix the SQL and send it again.`,

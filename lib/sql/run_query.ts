@@ -1,5 +1,6 @@
 import { type Db, type Field, type Queryable, QueryTimeout, type Row } from "../db/mod.ts";
 import { type GuardResult, guardSql } from "./guard_sql.ts";
+import { lineColumn } from "./_line_column.ts";
 import { type Cell, normalizeValue } from "./normalize_value.ts";
 import { QueryFailed } from "./query_failed.ts";
 import { QuerySlots } from "./_query_slots.ts";
@@ -312,10 +313,7 @@ function translate(error: unknown, sql: string, shift: number): unknown {
   const position = Number(e.position);
   // `position` is 1-based in the text sent; `shift` maps it back onto the user's SQL.
   if (Number.isInteger(position) && position - 1 - shift >= 0) {
-    const before = [...sql].slice(0, position - 1 - shift).join("");
-    const line = before.split("\n").length;
-    const column = before.length - before.lastIndexOf("\n");
-    head += ` (line ${line}, column ${column})`;
+    head += lineColumn(sql, position - 1 - shift);
   }
   const parts = [head];
   if (typeof e.detail === "string" && e.detail) parts.push(`Detail: ${e.detail}`);

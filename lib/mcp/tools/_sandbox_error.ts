@@ -5,6 +5,7 @@ import {
   SandboxUserError,
 } from "../../sandbox/mod.ts";
 import { logger } from "../../log/mod.ts";
+import { type ErrorResult, errorResult } from "./_error_result.ts";
 
 const log = logger("sandbox");
 
@@ -13,9 +14,7 @@ const log = logger("sandbox");
  * failures (e.g. the job folder cannot be written) are logged and reported without their details,
  * which may name server paths.
  */
-export function sandboxErrorResult(
-  error: unknown,
-): { isError: true; content: { type: "text"; text: string }[] } {
+export function sandboxErrorResult(error: unknown): ErrorResult {
   let text: string;
   if (error instanceof SandboxUserError) {
     text = `Your Python code raised an error:\n${error.traceback}` +
@@ -34,7 +33,7 @@ export function sandboxErrorResult(
     text =
       "The sandbox could not run the job because of a problem on the server (details are in the server log). Try again later, or compute the result in SQL with execute_sql_query.";
   }
-  return { isError: true, content: [{ type: "text", text }] };
+  return errorResult(text);
 }
 
 /** The message for a missing sandbox. */

@@ -1,6 +1,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import type { ToolDeps } from "../deps.ts";
+import { errorResult } from "./_error_result.ts";
 
 /** Input of `clear_query_cache`. */
 export const ClearQueryCacheInput = {
@@ -35,14 +36,9 @@ export function registerClearQueryCacheTool(server: McpServer, deps: ToolDeps): 
     const id = query_id?.trim();
     if (id === "") {
       // A blank id is a mistake, not a request to wipe everything.
-      return {
-        isError: true,
-        content: [{
-          type: "text" as const,
-          text:
-            "query_id is empty: pass the query_id of the result to remove, or leave the field out to remove every cached result and plot.",
-        }],
-      };
+      return errorResult(
+        "query_id is empty: pass the query_id of the result to remove, or leave the field out to remove every cached result and plot.",
+      );
     }
     const queries = new Set((await deps.results.list()).map((r) => r.queryId));
     const removed = await deps.results.remove(id);

@@ -12,6 +12,7 @@ import {
   SqlRefused,
 } from "../../sql/mod.ts";
 import type { ToolDeps } from "../deps.ts";
+import { errorResult } from "./_error_result.ts";
 
 const log = logger("mcp");
 
@@ -116,10 +117,6 @@ export function registerExecuteSqlQueryTool(server: McpServer, deps: ToolDeps): 
       );
     }
   });
-}
-
-function errorResult(text: string) {
-  return { isError: true, content: [{ type: "text" as const, text }] };
 }
 
 function queryErrorText(error: unknown, timeoutS: number): string {

@@ -1,10 +1,8 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { ident, isValidIdent, type Queryable } from "../../db/mod.ts";
-import { logger } from "../../log/mod.ts";
 import type { ToolDeps } from "../deps.ts";
-
-const log = logger("mcp");
+import { databaseErrorResult } from "./_error_result.ts";
 
 /** Tables at or below this many estimated rows are counted exactly. */
 const EXACT_COUNT_LIMIT = 20_000;
@@ -255,15 +253,7 @@ export function registerGetDatabaseSchemaTool(server: McpServer, deps: ToolDeps)
     try {
       schema = await loadDatabaseSchema(deps.db);
     } catch (error) {
-      log.error("get_database_schema failed", { error });
-      return {
-        isError: true,
-        content: [{
-          type: "text",
-          text:
-            "Could not read the database schema: the database is not answering. Try again shortly.",
-        }],
-      };
+      return databaseErrorResult("get_database_schema", "read the database schema", error);
     }
     return {
       structuredContent: schema,

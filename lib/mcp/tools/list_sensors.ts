@@ -1,10 +1,8 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import type { Queryable } from "../../db/mod.ts";
-import { logger } from "../../log/mod.ts";
 import type { ToolDeps } from "../deps.ts";
-
-const log = logger("mcp");
+import { databaseErrorResult } from "./_error_result.ts";
 
 const Sensor = z.object({
   sensor_id: z.number().describe("Use in SQL as `sensor_id` of the readings tables"),
@@ -114,14 +112,7 @@ export function registerListSensorsTool(server: McpServer, deps: ToolDeps): void
     try {
       sensors = await loadSensors(deps.db);
     } catch (error) {
-      log.error("list_sensors failed", { error });
-      return {
-        isError: true,
-        content: [{
-          type: "text",
-          text: "Could not list sensors: the database is not answering. Try again shortly.",
-        }],
-      };
+      return databaseErrorResult("list_sensors", "list sensors", error);
     }
     return {
       structuredContent: { sensors },
