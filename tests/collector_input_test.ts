@@ -10,28 +10,23 @@ import {
 } from "../lib/ingest/mod.ts";
 import {
   BASE_S,
-  clearSession,
-  collectorConfig,
+  collectorScene,
   connectClient,
   countReadings,
   publishReadings,
   reading,
-  suffix,
   sumTo,
-  testBroker,
   waitFor,
 } from "./fixtures/collector_harness.ts";
 
 Deno.test("a stream mixing garbage and valid messages stores all valid readings, rejects all garbage with a reason, and keeps running", async () => {
   await using db = await withTestDb();
-  const broker = await testBroker();
-  const dataDir = await Deno.makeTempDir({ prefix: "collector-input-" });
-  const id = suffix();
+  await using scene = await collectorScene("input");
+  const { broker, id, config } = scene;
   const device = `mix_${id}`;
-  const clientId = `collector-input-${id}`;
   const collector = await startCollector(
     db,
-    collectorConfig({ mqttUrl: broker.url, dataDir, clientId }),
+    config,
     { flushIntervalMs: 20 },
   );
   const pub = await connectClient(broker.url, `pub-input-${id}`);
@@ -120,19 +115,14 @@ Deno.test("a stream mixing garbage and valid messages stores all valid readings,
   } finally {
     await pub.endAsync();
     await collector.stop();
-    await clearSession(broker.url, clientId);
-    await broker.close();
-    await Deno.remove(dataDir, { recursive: true });
   }
 });
 
 Deno.test("a record the database refuses is isolated into rejected_messages and the rest of its batch is stored", async () => {
   await using db = await withTestDb();
-  const broker = await testBroker();
-  const dataDir = await Deno.makeTempDir({ prefix: "collector-poison-" });
-  const id = suffix();
+  await using scene = await collectorScene("poison");
+  const { broker, id, config } = scene;
   const device = `poison_${id}`;
-  const clientId = `collector-poison-${id}`;
   // The real writer, except that any batch holding co2 = 13 fails as a data error would.
   const real = createBatchWriter(db, { layouts: ["columnar", "flexible"] });
   const isPoison = (d: Decoded) => d.kind === "reading" && d.metrics.co2 === 13;
@@ -144,7 +134,7 @@ Deno.test("a record the database refuses is isolated into rejected_messages and 
   };
   const collector = await startCollector(
     db,
-    collectorConfig({ mqttUrl: broker.url, dataDir, clientId }),
+    config,
     { flushIntervalMs: 200, writer },
   );
   const pub = await connectClient(broker.url, `pub-poison-${id}`);
@@ -170,20 +160,14 @@ Deno.test("a record the database refuses is isolated into rejected_messages and 
   } finally {
     await pub.endAsync();
     await collector.stop();
-    await clearSession(broker.url, clientId);
-    await broker.close();
-    await Deno.remove(dataDir, { recursive: true });
   }
 });
 
 Deno.test("a backlog of readings without timestamps, delivered in one burst after a restart, is stored in full", async () => {
   await using db = await withTestDb();
-  const broker = await testBroker();
-  const dataDir = await Deno.makeTempDir({ prefix: "collector-burst-" });
-  const id = suffix();
+  await using scene = await collectorScene("burst");
+  const { broker, id, config } = scene;
   const device = `burst_${id}`;
-  const clientId = `collector-burst-${id}`;
-  const config = collectorConfig({ mqttUrl: broker.url, dataDir, clientId });
   let collector = await startCollector(db, config, { flushIntervalMs: 20 });
   const pub = await connectClient(broker.url, `pub-burst-${id}`);
   const n = 300;
@@ -209,20 +193,14 @@ Deno.test("a backlog of readings without timestamps, delivered in one burst afte
   } finally {
     await pub.endAsync();
     await collector.stop();
-    await clearSession(broker.url, clientId);
-    await broker.close();
-    await Deno.remove(dataDir, { recursive: true });
   }
 });
 
 Deno.test("retained capabilities and status sent again on each subscription are stored once and are not activity", async () => {
   await using db = await withTestDb();
-  const broker = await testBroker();
-  const dataDir = await Deno.makeTempDir({ prefix: "collector-retained-" });
-  const id = suffix();
+  await using scene = await collectorScene("retained");
+  const { broker, id, config } = scene;
   const device = `retained_${id}`;
-  const clientId = `collector-retained-${id}`;
-  const config = collectorConfig({ mqttUrl: broker.url, dataDir, clientId });
   const pub = await connectClient(broker.url, `pub-retained-${id}`);
   const topics = [`devices/${device}/capabilities`, `devices/${device}/status`];
   let collector: Awaited<ReturnType<typeof startCollector>> | undefined;
@@ -261,8 +239,5 @@ Deno.test("retained capabilities and status sent again on each subscription are 
     for (const t of topics) await pub.publishAsync(t, "", { qos: 1, retain: true });
     await pub.endAsync();
     await collector?.stop();
-    await clearSession(broker.url, clientId);
-    await broker.close();
-    await Deno.remove(dataDir, { recursive: true });
   }
 });

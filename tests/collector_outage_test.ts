@@ -7,26 +7,21 @@ import { type Db, openDb } from "../lib/db/mod.ts";
 import { withTestDb } from "../lib/db/testing.ts";
 import { startCollector } from "../lib/ingest/mod.ts";
 import {
-  clearSession,
-  collectorConfig,
+  collectorScene,
   connectClient,
   countReadings,
   flakyDb,
   publishReadings,
   startTcpProxy,
-  suffix,
   sumTo,
-  testBroker,
   waitFor,
 } from "./fixtures/collector_harness.ts";
 
 Deno.test("a database outage mid-stream loses no reading: the journal holds them until it returns", async () => {
   await using db = await withTestDb();
-  const broker = await testBroker();
-  const dataDir = await Deno.makeTempDir({ prefix: "collector-outage-" });
-  const id = suffix();
+  await using scene = await collectorScene("outage");
+  const { broker, dataDir, id, config } = scene;
   const device = `outage_${id}`;
-  const clientId = `collector-outage-${id}`;
 
   // The collector's own way to the database, which the test can take away.
   let collectorDb: Db;
@@ -56,7 +51,7 @@ Deno.test("a database outage mid-stream loses no reading: the journal holds them
 
   const collector = await startCollector(
     collectorDb,
-    collectorConfig({ mqttUrl: broker.url, dataDir, clientId }),
+    config,
     {
       flushIntervalMs: 20,
       retryMinMs: 100,
@@ -111,21 +106,15 @@ Deno.test("a database outage mid-stream loses no reading: the journal holds them
     comeBack();
     await collector.stop();
     await closeLink();
-    await clearSession(broker.url, clientId);
-    await broker.close();
-    await Deno.remove(dataDir, { recursive: true });
   }
 });
 
 Deno.test("a full journal holds acknowledgements, so the broker keeps the rest until the database is back", async () => {
   await using db = await withTestDb();
-  const broker = await testBroker();
-  const dataDir = await Deno.makeTempDir({ prefix: "collector-full-" });
-  const id = suffix();
+  await using scene = await collectorScene("full");
+  const { broker, id, config } = scene;
   const device = `full_${id}`;
-  const clientId = `collector-full-${id}`;
   const flaky = flakyDb(db);
-  const config = collectorConfig({ mqttUrl: broker.url, dataDir, clientId });
   config.journalMaxBytes = 40_000; // about 250 readings
   const collector = await startCollector(flaky, config, {
     flushIntervalMs: 20,
@@ -168,8 +157,5 @@ Deno.test("a full journal holds acknowledgements, so the broker keeps the rest u
     flaky.down = false;
     await pub.endAsync();
     await collector.stop();
-    await clearSession(broker.url, clientId);
-    await broker.close();
-    await Deno.remove(dataDir, { recursive: true });
   }
 });

@@ -7,6 +7,7 @@ import { withTestDb } from "../lib/db/testing.ts";
 import { Journal } from "../lib/ingest/journal.ts";
 import {
   clearSession,
+  type CollectorChild,
   collectorDataDir,
   connectClient,
   countReadings,
@@ -58,6 +59,28 @@ async function setup(kind: string) {
   };
 }
 
+/** Waits until the collector child has stored `n` readings; its log shows on a timeout. */
+async function waitForRows(c: CollectorChild, what: string, n: number): Promise<void> {
+  await waitFor(what, async () => (await c.rows()) >= n, {
+    detail: async () => `rows=${await c.rows()}\n${c.stderr()}`,
+  });
+}
+
+/** Stops the child with SIGTERM (exit code 0) and checks each of `total` readings is stored once. */
+async function stopAndCountAll(
+  t: Awaited<ReturnType<typeof setup>>,
+  c: CollectorChild,
+  total: number,
+): Promise<void> {
+  c.kill("SIGTERM");
+  equal((await c.status).code, 0, c.stderr());
+  assertEquals(await t.finalCounts(), {
+    columnar: total,
+    flexible: 3 * total,
+    co2Sum: sumTo(total),
+  });
+}
+
 Deno.test({
   name:
     "a collector killed with SIGKILL mid-stream stores every reading exactly once after a restart",
@@ -68,9 +91,7 @@ Deno.test({
     await c.waitForLog(/Subscribed/);
     // Paced so that what piles up for the dead collector stays under Mosquitto's default queue.
     const firstPart = publishReadings(t.pub, { device: t.device, from: 0, to: 1200, pauseMs: 20 });
-    await waitFor("the first stored readings", async () => (await c.rows()) >= 400, {
-      detail: async () => `rows=${await c.rows()}\n${c.stderr()}`,
-    });
+    await waitForRows(c, "the first stored readings", 400);
     c.kill("SIGKILL");
     equal((await c.status).signal, "SIGKILL");
     await firstPart; // the broker keeps these for the collector's persistent session
@@ -78,17 +99,8 @@ Deno.test({
     c = t.spawn();
     await c.waitForLog(/Subscribed/);
     await publishReadings(t.pub, { device: t.device, from: 1200, to: total, pauseMs: 5 });
-    await waitFor("every reading", async () => (await c.rows()) >= total, {
-      detail: async () => `rows=${await c.rows()}\n${c.stderr()}`,
-    });
-    c.kill("SIGTERM");
-    equal((await c.status).code, 0, c.stderr());
-
-    assertEquals(await t.finalCounts(), {
-      columnar: total,
-      flexible: 3 * total,
-      co2Sum: sumTo(total),
-    });
+    await waitForRows(c, "every reading", total);
+    await stopAndCountAll(t, c, total);
   },
 });
 
@@ -106,9 +118,7 @@ Deno.test({
       chunk: 50,
       pauseMs: 50,
     });
-    await waitFor("the first stored readings", async () => (await c.rows()) >= 200, {
-      detail: async () => `rows=${await c.rows()}\n${c.stderr()}`,
-    });
+    await waitForRows(c, "the first stored readings", 200);
     c.kill("SIGTERM");
     const status = await c.status;
     equal(status.code, 0, c.stderr());
@@ -123,16 +133,8 @@ Deno.test({
 
     // What arrived after the stop waited at the broker and is stored by the next run, once.
     c = t.spawn();
-    await waitFor("every reading", async () => (await c.rows()) >= total, {
-      detail: async () => `rows=${await c.rows()}\n${c.stderr()}`,
-    });
-    c.kill("SIGTERM");
-    equal((await c.status).code, 0, c.stderr());
-    assertEquals(await t.finalCounts(), {
-      columnar: total,
-      flexible: 3 * total,
-      co2Sum: sumTo(total),
-    });
+    await waitForRows(c, "every reading", total);
+    await stopAndCountAll(t, c, total);
   },
 });
 

@@ -277,6 +277,17 @@ function spawnSimulate(url: string, args: string[]): Deno.ChildProcess {
   }).spawn();
 }
 
+/** `deno task simulate` with two boards, one reading each per half second, and their ids. */
+function spawnTwoBoards(url: string, prefix: string): { child: Deno.ChildProcess; ids: string[] } {
+  const args = ["--devices", "2", "--interval", "0.5", "--prefix", prefix];
+  return { child: spawnSimulate(url, args), ids: [`${prefix}-01`, `${prefix}-02`] };
+}
+
+/** True once every device of `ids` has published data. */
+function publishedData(messages: Received[], ids: string[]): boolean {
+  return ids.every((id) => messages.some((m) => m.topic.startsWith(`devices/${id}/sensors/`)));
+}
+
 async function text(stream: ReadableStream<Uint8Array>): Promise<string> {
   return await new Response(stream).text();
 }
@@ -285,24 +296,11 @@ Deno.test("deno task simulate stops cleanly on SIGTERM: each device says offline
   await using broker = await useBroker();
   const prefix = uniquePrefix();
   await using rec = await record(broker.url, prefix);
-  const child = spawnSimulate(broker.url, [
-    "--devices",
-    "2",
-    "--interval",
-    "0.5",
-    "--prefix",
-    prefix,
-  ]);
+  const { child, ids } = spawnTwoBoards(broker.url, prefix);
   const stderr = text(child.stderr);
   const stdout = text(child.stdout);
-  const ids = [`${prefix}-01`, `${prefix}-02`];
   try {
-    await until(
-      "data from both devices",
-      () =>
-        ids.every((id) => rec.messages.some((m) => m.topic.startsWith(`devices/${id}/sensors/`))),
-      15_000,
-    );
+    await until("data from both devices", () => publishedData(rec.messages, ids), 15_000);
     child.kill("SIGTERM");
     const status = await child.status;
     const log = await stderr;
@@ -322,22 +320,9 @@ Deno.test("a simulator killed outright leaves its devices offline through their 
   await using broker = await useBroker();
   const prefix = uniquePrefix();
   await using rec = await record(broker.url, prefix);
-  const child = spawnSimulate(broker.url, [
-    "--devices",
-    "2",
-    "--interval",
-    "0.5",
-    "--prefix",
-    prefix,
-  ]);
-  const ids = [`${prefix}-01`, `${prefix}-02`];
+  const { child, ids } = spawnTwoBoards(broker.url, prefix);
   try {
-    await until(
-      "data from both devices",
-      () =>
-        ids.every((id) => rec.messages.some((m) => m.topic.startsWith(`devices/${id}/sensors/`))),
-      15_000,
-    );
+    await until("data from both devices", () => publishedData(rec.messages, ids), 15_000);
     child.kill("SIGKILL");
     await child.status;
     await Promise.all([text(child.stdout), text(child.stderr)]);

@@ -19,6 +19,7 @@ export interface MqttIntakeOptions {
 }
 
 const log = logger("collector");
+const encoder = new TextEncoder();
 const TOPICS = [
   "devices/+/capabilities",
   "devices/+/sensors/+/data",
@@ -178,9 +179,7 @@ export class MqttIntake {
     const { journal } = this.#o;
     const message: RawMessage = {
       topic: packet.topic,
-      payload: typeof packet.payload === "string"
-        ? new TextEncoder().encode(packet.payload)
-        : packet.payload,
+      payload: typeof packet.payload === "string" ? encoder.encode(packet.payload) : packet.payload,
       receivedAt: this.#receiveClock(),
       ...(packet.retain ? { retained: true } : {}),
     };

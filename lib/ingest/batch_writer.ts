@@ -2,6 +2,7 @@ import type { StorageLayout } from "../config/mod.ts";
 import { isValidIdent } from "../db/ident.ts";
 import type { Db, Queryable } from "../db/mod.ts";
 import { logger } from "../log/mod.ts";
+import { errorText } from "./_error_text.ts";
 import { SchemaCache } from "./_schema.ts";
 import {
   applyCapabilities,
@@ -22,6 +23,7 @@ import {
   touchSensors,
   upsertDevices,
 } from "./_statements.ts";
+import { topicOf } from "./_topic_of.ts";
 import { RESERVED_METRICS } from "./decode_message.ts";
 import type {
   BatchWriter,
@@ -286,19 +288,4 @@ function invalidReading(msg: ReadingMessage): string | undefined {
     }
   }
   return undefined;
-}
-
-function topicOf(msg: Decoded): string {
-  switch (msg.kind) {
-    case "rejected":
-      return msg.topic;
-    case "reading":
-      return `devices/${msg.device}/sensors/${msg.sensorType}/data`;
-    default:
-      return `devices/${msg.device}/${msg.kind}`;
-  }
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -375,31 +375,19 @@ Deno.test("createBatchWriter() records rejected input and the bad part of a part
 Deno.test("createBatchWriter() never lets a hostile name reach SQL", async () => {
   await using db = await withTestDb();
   const writer = createBatchWriter(db, { layouts: ["columnar", "flexible"] });
-  const hostile: ReadingMessage[] = [
-    {
-      kind: "reading",
-      device: "d1",
-      sensorType: "scd30",
-      time: new Date(T0 * 1000),
-      metrics: { 'co2" double precision; drop table devices; --': 1 },
-      timestampReplaced: false,
-    },
-    {
-      kind: "reading",
-      device: "d1",
-      sensorType: "x_measurements; drop table sensors; --",
-      time: new Date(T0 * 1000),
-      metrics: { co2: 1 },
-      timestampReplaced: false,
-    },
-    {
-      kind: "reading",
-      device: "d1",
-      sensorType: "scd30",
-      time: new Date(T0 * 1000),
-      metrics: { xmin: 1 },
-      timestampReplaced: false,
-    },
+  // Readings the decoder never produces, handed to the writer directly.
+  const reading = (sensorType: string, metrics: Record<string, number>): ReadingMessage => ({
+    kind: "reading",
+    device: "d1",
+    sensorType,
+    time: new Date(T0 * 1000),
+    metrics,
+    timestampReplaced: false,
+  });
+  const hostile = [
+    reading("scd30", { 'co2" double precision; drop table devices; --': 1 }),
+    reading("x_measurements; drop table sensors; --", { co2: 1 }),
+    reading("scd30", { xmin: 1 }),
   ];
   await writer.write([
     ...hostile,

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { isValidIdent } from "../db/ident.ts";
+import { errorText } from "./_error_text.ts";
 import { parseTopic, quote, toSensorType } from "./parse_topic.ts";
 import type {
   CapabilitiesMessage,
@@ -59,7 +60,7 @@ export function decodeMessage(msg: RawMessage): Decoded {
     return out;
   } catch (err) {
     // Unreachable by design; kept so that no input can ever stop the collector.
-    return reject(msg, `cannot decode: ${err instanceof Error ? err.message : String(err)}`);
+    return reject(msg, `cannot decode: ${errorText(err)}`);
   }
 }
 

@@ -97,8 +97,8 @@ export class Journal {
     }
     // Only the newest segment can end in a torn record: older ones were complete when rotated.
     const last = segments[segments.length - 1];
-    const validLength = scanValidLength(last.path);
-    if (validLength < Deno.statSync(last.path).size) Deno.truncateSync(last.path, validLength);
+    const { validLength, size } = scanValidLength(last.path);
+    if (validLength < size) Deno.truncateSync(last.path, validLength);
     const end = last.start + validLength;
     // A checkpoint past the end (journal folder replaced by hand) would skip records: restart there.
     if (committed > end || committed < segments[0].start) {
@@ -319,13 +319,13 @@ function decodeRecord(
   };
 }
 
-/** Length of the valid prefix of a segment file. */
-function scanValidLength(path: string): number {
+/** Length of the valid prefix of a segment file, and the file's size. */
+function scanValidLength(path: string): { validLength: number; size: number } {
   const buf = Deno.readFileSync(path);
   let at = 0;
   for (;;) {
     const rec = decodeRecord(buf, at);
-    if (!rec) return at;
+    if (!rec) return { validLength: at, size: buf.length };
     at += rec.size;
   }
 }

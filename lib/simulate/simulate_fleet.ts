@@ -160,6 +160,8 @@ export async function simulateFleet(opts: SimulateFleetOptions): Promise<Fleet> 
     speed,
     seed,
   });
+  // The last board is the one that goes quiet, unless that is turned off.
+  const quiet = (opts.quietDevice ?? true) ? devices[count - 1] : undefined;
   const connectStart = Date.now();
   await connectAll(devices, {
     timeoutMs: (opts.connectTimeoutS ?? 15) * 1000,
@@ -169,7 +171,7 @@ export async function simulateFleet(opts: SimulateFleetOptions): Promise<Fleet> 
   log.info("devices connected and announced, publishing readings", {
     connected: `${devices.filter((d) => d.connected).length}/${count}`,
     seconds: round3((Date.now() - connectStart) / 1000),
-    ...(quietDeviceId(opts, ids) ? { quiet_device: quietDeviceId(opts, ids) } : {}),
+    ...(quiet ? { quiet_device: quiet.id } : {}),
   });
 
   // Schedule: round n belongs to device n mod count and is due at start + n·step, which staggers
@@ -178,7 +180,6 @@ export async function simulateFleet(opts: SimulateFleetOptions): Promise<Fleet> 
   const stepMs = intervalMs / count;
   const maxLagMs = (opts.maxLagS ?? 5) * 1000;
   const simAt = (realMs: number) => startSimMs + (realMs - startMs) * speed;
-  const quiet = quietDeviceId(opts, ids) ? devices[count - 1] : undefined;
   const quietAfterMs = (opts.quietAfterS ?? 120) * 1000;
   const quietForMs = (opts.quietForS ?? 420) * 1000;
   const isQuiet = (realMs: number) =>
@@ -300,10 +301,6 @@ export async function simulateFleet(opts: SimulateFleetOptions): Promise<Fleet> 
       await stop();
     },
   };
-}
-
-function quietDeviceId(opts: SimulateFleetOptions, ids: string[]): string | undefined {
-  return (opts.quietDevice ?? true) ? ids[ids.length - 1] : undefined;
 }
 
 /** `YYYY-MM-DD HH:MM` in local time, the clock the curves follow. */
