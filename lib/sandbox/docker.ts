@@ -1,7 +1,15 @@
-import { type JobDirs, JobQueue, runJob } from "./_run_job.ts";
+import { JOB_MAX_PROCESSES, type JobDirs, JobQueue, runJob } from "./_run_job.ts";
+import { JOB_CPUS, JOB_TMP_MB } from "./bwrap.ts";
 import type { Sandbox, SandboxLimits } from "./types.ts";
 
-/** The full `docker run` argument list for one job (exported for tests). */
+/** How long `docker kill` may take before the host stops waiting for it. */
+const KILL_TIMEOUT_MS = 10_000;
+
+/**
+ * The full `docker run` argument list for one job (exported for tests). Results come back on the
+ * container's stdout (nothing is bind-mounted writable); `/tmp` is a size-limited tmpfs; the
+ * container's output is not logged to the docker host's disk.
+ */
 export function dockerArgs(dirs: JobDirs, opts: SandboxLimits & { image: string }): string[] {
   const mem = `${opts.memoryMb}m`;
   return [
@@ -11,17 +19,21 @@ export function dockerArgs(dirs: JobDirs, opts: SandboxLimits & { image: string 
     dirs.id,
     "--network",
     "none",
+    "--log-driver",
+    "none",
     "--memory",
     mem,
     "--memory-swap",
     mem,
     "--cpus",
-    "1",
+    String(JOB_CPUS),
     "--pids-limit",
-    "64",
+    String(JOB_MAX_PROCESSES),
     "--read-only",
     "--tmpfs",
-    "/tmp",
+    `/tmp:rw,nosuid,nodev,size=${JOB_TMP_MB}m`,
+    "--ulimit",
+    `fsize=${JOB_TMP_MB * 1048576}`,
     "--cap-drop",
     "ALL",
     "--security-opt",
@@ -30,19 +42,17 @@ export function dockerArgs(dirs: JobDirs, opts: SandboxLimits & { image: string 
     "65534:65534",
     "-v",
     `${dirs.job}:/job:ro`,
-    "-v",
-    `${dirs.out}:/out`,
     opts.image,
     "python",
-    "/runner.py",
+    "/job/runner.py",
     "/job",
-    "/out",
   ];
 }
 
 /**
- * A sandbox on Docker; on timeout the named container is killed with `docker kill`. `workDir`
- * holds the job folders (absolute; default: the system temporary folder).
+ * A sandbox on Docker; on timeout (or server shutdown) the docker client is killed and the named
+ * container with `docker kill`. `workDir` holds the job folders (absolute; default: the system
+ * temporary folder).
  */
 export function createDockerSandbox(
   limits: SandboxLimits & { image: string },
@@ -50,6 +60,7 @@ export function createDockerSandbox(
 ): Sandbox {
   const queue = opts.queue ?? new JobQueue();
   const env = opts.env;
+  const closing = new AbortController();
   return {
     engine: "docker",
     run: (job) =>
@@ -58,19 +69,37 @@ export function createDockerSandbox(
           limits,
           env,
           workDir: opts.workDir,
+          signal: closing.signal,
           spec: {
-            command: (dirs) => ({ cmd: "docker", args: dockerArgs(dirs, limits) }),
+            launch: (dirs) => ({
+              cmd: "docker",
+              args: dockerArgs(dirs, limits),
+              usage: () => Promise.resolve({ limits: "docker" as const }),
+            }),
             kill: async (dirs) => {
-              await new Deno.Command("docker", {
+              const child = new Deno.Command("docker", {
                 args: ["kill", dirs.id],
                 clearEnv: true,
                 env,
+                stdin: "null",
                 stdout: "null",
                 stderr: "null",
-              }).output();
+              }).spawn();
+              const timer = setTimeout(() => {
+                try {
+                  child.kill("SIGKILL");
+                } catch {
+                  // already exited
+                }
+              }, KILL_TIMEOUT_MS);
+              await child.status.finally(() => clearTimeout(timer));
             },
           },
         })
       ),
+    close() {
+      closing.abort();
+      return Promise.resolve();
+    },
   };
 }

@@ -16,6 +16,15 @@ export class SandboxMemoryExceeded extends Error {
   }
 }
 
+/** The code hit one of the sandbox's other limits (processes, raw output, result size). */
+export class SandboxLimitExceeded extends Error {
+  /** Creates the error with a message naming the limit. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SandboxLimitExceeded";
+  }
+}
+
 /** No engine can run the job (disabled, not installed, or too many jobs waiting). */
 export class SandboxUnavailable extends Error {
   /** Creates the error with a message saying why. */

@@ -263,6 +263,14 @@ async function start(
     ? undefined
     : opts.sandbox ?? await createSandbox(config.sandbox, { workDir: join(dataDir, "sandbox") });
   const deps: ToolDeps = { db, config: cfg, results, sandbox };
+  // Running sandbox jobs are stopped first on shutdown, so their requests end at once.
+  if (sandbox?.close) {
+    closers.push({
+      name: "sandbox",
+      order: ORDER.stdio,
+      fn: () => sandbox.close?.(),
+    });
+  }
 
   let broker: EmbeddedBroker | undefined;
   let collector: Collector | undefined;

@@ -1,4 +1,5 @@
 import {
+  SandboxLimitExceeded,
   SandboxMemoryExceeded,
   SandboxTimeout,
   SandboxUnavailable,
@@ -26,6 +27,8 @@ export function sandboxErrorResult(error: unknown): ErrorResult {
   } else if (error instanceof SandboxMemoryExceeded) {
     text =
       `${error.message}. Select fewer rows or columns in SQL (aggregate with time buckets) and retry.`;
+  } else if (error instanceof SandboxLimitExceeded) {
+    text = `${error.message}. Simplify the code (no subprocesses, print less) and retry.`;
   } else if (error instanceof SandboxUnavailable) {
     text = `${error.message}.`;
   } else {
