@@ -5,7 +5,7 @@ import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { ResultStore, ToolDeps } from "../lib/mcp/deps.ts";
 import { registerAnalyzeDataTool } from "../lib/mcp/tools/analyze_data.ts";
 import { MAX_INLINE_PNG_BYTES, registerCreatePlotTool } from "../lib/mcp/tools/create_plot.ts";
-import { createBwrapSandbox, SandboxUnavailable } from "../lib/sandbox/mod.ts";
+import { createBwrapSandbox, type Sandbox, SandboxUnavailable } from "../lib/sandbox/mod.ts";
 import { sandboxAvailable } from "./fixtures/mcp_sandbox_available.ts";
 
 const available = await sandboxAvailable();
@@ -165,4 +165,129 @@ Deno.test("create_plot links a huge PNG instead of sending it inline", async () 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/**
+ * Wraps the figure's savefig: the real figure is saved (so the job succeeds), then `body` runs
+ * with `out` set to each place a result file was (`/out`) or could be expected, replacing it.
+ */
+const replaceSavefig = (body: string) =>
+  `import os, matplotlib.figure\nplt.plot([1, 2, 3])\nreal = matplotlib.figure.Figure.savefig\n` +
+  `def hostile(self, path, *a, **k):\n    real(self, path, *a, **k)\n` +
+  `    for out in ['/out/plot.png', '/tmp/plot.png', '/tmp/out/plot.png', '/tmp/result.json']:\n` +
+  `        try:\n            os.makedirs(os.path.dirname(out), exist_ok=True)\n` +
+  `            if os.path.lexists(out):\n                os.remove(out)\n            ${body}\n` +
+  `        except OSError:\n            pass\n` +
+  `matplotlib.figure.Figure.savefig = hostile\n`;
+
+/** Swaps the runner's frame writer: forged results on the channel the host reads. */
+const forgeFrames = (body: string) =>
+  `import __main__, json, os\nplt.plot([1, 2, 3])\nreal_send = __main__.send\n` +
+  `def hostile(fd, kind, payload):\n    ${body}\n__main__.send = hostile\n`;
+
+Deno.test({
+  name: "create_plot and analyze_data never return host files the job links, nor block on them",
+  ignore: !available,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(`${dir}/q1.csv`, "x\n1\n2\n");
+      const secret = `secret-${crypto.randomUUID()}`;
+      await Deno.writeTextFile(`${dir}/link_secret`, secret);
+      const sandbox: Sandbox = createBwrapSandbox({ memoryMb: 128, timeoutS: 60 });
+      await using c = await connect({ results: fakeResults(dir), sandbox });
+      const link = `'${dir}/link_secret'`;
+      const everywhere = `for d in ['/out', '/tmp', '/job', '/']:
+    for n in ['plot.png', 'result.json']:
+        try:
+            os.symlink(${link}, os.path.join(d, n))
+        except OSError:
+            pass
+`;
+      const cases = {
+        "a link to a host secret as the plot": replaceSavefig(`os.symlink(${link}, out)`),
+        "a link to /dev/zero as the plot": replaceSavefig("os.symlink('/dev/zero', out)"),
+        "a FIFO as the plot": replaceSavefig("os.mkfifo(out)"),
+        "a directory named like the plot": replaceSavefig("os.mkdir(out)"),
+        "links to the secret wherever results used to be":
+          `import os\nplt.plot([1])\n${everywhere}`,
+        "an endless PNG frame": forgeFrames(
+          "os.write(fd, b'png 999999999\\n')\n    while True: os.write(fd, bytes(1 << 20))",
+        ),
+      };
+      const refused: string[] = [];
+      for (const [name, plot_code] of Object.entries(cases)) {
+        const started = Date.now();
+        const r = await c.client.callTool({
+          name: "create_plot",
+          arguments: { query_id: "q1", plot_code },
+        });
+        const all = JSON.stringify(r);
+        ok(!all.includes(secret), `${name}: the secret reached the client`);
+        ok(all.length < 1024 * 1024, `${name}: ${all.length} bytes answered`);
+        ok(Date.now() - started < 50_000, `${name}: took ${Date.now() - started} ms`);
+        if (r.isError) refused.push(`${name}: ${(r.content as Content)[0].text}`);
+        const image = (r.content as Content).find((x) => x.type === "image");
+        if (image) ok(!atob(image.data!).includes(secret), `${name}: the secret as the image`);
+        if (!r.isError) ok(atob(image!.data!).startsWith("\x89PNG"), name);
+        const stored = await Deno.readFile(`${dir}/p1.png`).catch(() => new Uint8Array());
+        ok(
+          !new TextDecoder().decode(stored).includes(secret),
+          `${name}: secret stored as the plot`,
+        );
+        await Deno.remove(`${dir}/p1.png`).catch(() => {});
+      }
+      // The links, FIFOs and folders change nothing; only the endless frame is refused.
+      equal(refused.length, 1, refused.join("\n"));
+      match(refused[0], /endless PNG frame: The job sent more than 17 MB of results/);
+      const a = await c.client.callTool({
+        name: "analyze_data",
+        arguments: { query_id: "q1", code: `import os\n${everywhere}print('done')` },
+      });
+      equal((a.content as Content)[0].text, "done\n");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "forged results are held to the host's caps: 60 MB of stdout is refused, 900 KB is cut",
+  ignore: !available,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(`${dir}/q1.csv`, "x\n1\n");
+      const sandbox = createBwrapSandbox({ memoryMb: 128, timeoutS: 60 });
+      await using c = await connect({ results: fakeResults(dir), sandbox });
+      // The frame is streamed in 64 KB pieces, so the job itself never holds it in memory.
+      const forged = (kb: number) =>
+        forgeFrames(
+          `head, tail = b'{"status": "ok", "stdout": "', b'", "stderr": "B", "error": null}'
+    os.write(fd, b'result %d\\n' % (len(head) + ${kb} * 1024 + len(tail)))
+    os.write(fd, head)
+    for _ in range(${kb} // 64):
+        os.write(fd, b'A' * 65536)
+    os.write(fd, tail)`,
+        ).replace("plt.plot([1, 2, 3])\n", "");
+      const before = Deno.memoryUsage().rss;
+      const huge = await c.client.callTool({
+        name: "analyze_data",
+        arguments: { query_id: "q1", code: forged(60 * 1024) },
+      });
+      equal(huge.isError, true);
+      match((huge.content as Content)[0].text!, /more than 17 MB of results/);
+      const cutOne = await c.client.callTool({
+        name: "analyze_data",
+        arguments: { query_id: "q1", code: forged(896) },
+      });
+      const text = (cutOne.content as Content)[0].text!;
+      equal(cutOne.isError, undefined);
+      ok(text.length < 101 * 1024 + 100, `${text.length} characters`);
+      match(text, /^A{102400}\n\[output cut at 100 KB\]\n--- stderr ---\nB$/);
+      ok(Deno.memoryUsage().rss - before < 128 * 1048576, "the host held the forged output");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
