@@ -1,5 +1,11 @@
-import { deepStrictEqual, equal, match, rejects } from "node:assert/strict";
-import { createDockerSandbox, createSandbox, SandboxTimeout } from "../lib/sandbox/mod.ts";
+import { deepStrictEqual, equal, match, ok, rejects } from "node:assert/strict";
+import {
+  createDockerSandbox,
+  createSandbox,
+  SandboxLimitExceeded,
+  SandboxTimeout,
+  SandboxUnavailable,
+} from "../lib/sandbox/mod.ts";
 
 async function fakeDocker() {
   const bin = await Deno.makeTempDir({ prefix: "fake-docker-" });
@@ -30,17 +36,20 @@ Deno.test("docker sandbox runs the exact hardened docker run command", async () 
   });
   const r = await sandbox.run({ csvPath: fake.csv, code: "print(1)", mode: "analyze" });
   equal(r.stdout, "fake docker ran\n");
+  equal(r.usage?.limits, "docker");
   const [run] = await fake.calls();
   const name = run[3];
   match(name, /^ambient-sandbox-[0-9a-f-]{36}$/);
-  const job = run[24].replace(/:\/job:ro$/, "");
-  const out = run[26].replace(/:\/out$/, "");
+  const job = run[28].replace(/:\/job:ro$/, "");
+  match(job, /\/ambient-sandbox-[^/]+\/job$/);
   deepStrictEqual(run, [
     "run",
     "--rm",
     "--name",
     name,
     "--network",
+    "none",
+    "--log-driver",
     "none",
     "--memory",
     "128m",
@@ -52,7 +61,9 @@ Deno.test("docker sandbox runs the exact hardened docker run command", async () 
     "64",
     "--read-only",
     "--tmpfs",
-    "/tmp",
+    "/tmp:rw,nosuid,nodev,size=32m",
+    "--ulimit",
+    `fsize=${32 * 1048576}`,
     "--cap-drop",
     "ALL",
     "--security-opt",
@@ -61,14 +72,13 @@ Deno.test("docker sandbox runs the exact hardened docker run command", async () 
     "65534:65534",
     "-v",
     `${job}:/job:ro`,
-    "-v",
-    `${out}:/out`,
     "img:test",
     "python",
-    "/runner.py",
+    "/job/runner.py",
     "/job",
-    "/out",
   ]);
+  // The only mount is the job folder, read-only: nothing the container writes reaches the host.
+  equal(run.filter((a) => a === "-v" || a === "--mount" || a.startsWith("--volume")).length, 1);
 });
 
 Deno.test("docker sandbox kills the named container on timeout", async () => {
@@ -84,6 +94,64 @@ Deno.test("docker sandbox kills the named container on timeout", async () => {
   const calls = await fake.calls();
   equal(calls.length, 2);
   deepStrictEqual(calls[1], ["kill", calls[0][3]]);
+});
+
+Deno.test("docker sandbox gives up on a client that keeps its output open after the kill", async () => {
+  await using fake = await fakeDocker();
+  await Deno.writeTextFile(`${fake.bin}/hold`, "1");
+  const sandbox = createDockerSandbox({ memoryMb: 64, timeoutS: 1, image: "img" }, {
+    env: fake.env,
+  });
+  const started = Date.now();
+  try {
+    await rejects(
+      sandbox.run({ csvPath: fake.csv, code: "print(1)", mode: "analyze" }),
+      SandboxTimeout,
+    );
+    // The timeout, the kill and a short grace: not the 30 s the held pipe would last.
+    ok(Date.now() - started < 8000, `${Date.now() - started} ms`);
+    deepStrictEqual((await fake.calls())[1], ["kill", (await fake.calls())[0][3]]);
+  } finally {
+    const held = Number(await Deno.readTextFile(`${fake.bin}/held.pid`).catch(() => "0"));
+    if (held) Deno.kill(held, "SIGKILL");
+  }
+});
+
+Deno.test("docker sandbox stops a client flooding its output at the cap and kills the container", async () => {
+  await using fake = await fakeDocker();
+  await Deno.writeTextFile(`${fake.bin}/flood`, "1");
+  const sandbox = createDockerSandbox({ memoryMb: 64, timeoutS: 30, image: "img" }, {
+    env: fake.env,
+  });
+  const before = Deno.memoryUsage().rss;
+  await rejects(
+    sandbox.run({ csvPath: fake.csv, code: "print(1)", mode: "analyze" }),
+    (e: Error) => e instanceof SandboxLimitExceeded && /more than 17 MB of results/.test(e.message),
+  );
+  ok(Deno.memoryUsage().rss - before < 128 * 1048576);
+  const calls = await fake.calls();
+  deepStrictEqual(calls[1], ["kill", calls[0][3]]);
+});
+
+Deno.test("docker sandbox stops running jobs on close and refuses new ones", async () => {
+  await using fake = await fakeDocker();
+  await Deno.writeTextFile(`${fake.bin}/sleep`, "1");
+  const sandbox = createDockerSandbox({ memoryMb: 64, timeoutS: 30, image: "img" }, {
+    env: fake.env,
+  });
+  const started = Date.now();
+  const running = sandbox.run({ csvPath: fake.csv, code: "print(1)", mode: "analyze" });
+  await new Promise((r) => setTimeout(r, 300));
+  await sandbox.close!();
+  await rejects(
+    running,
+    (e: Error) => e instanceof SandboxUnavailable && /stopping/.test(e.message),
+  );
+  ok(Date.now() - started < 5000);
+  await rejects(
+    sandbox.run({ csvPath: fake.csv, code: "print(1)", mode: "analyze" }),
+    SandboxUnavailable,
+  );
 });
 
 Deno.test("createSandbox() picks docker when `docker info` works and nothing when off", async () => {
