@@ -77,3 +77,122 @@ Deno.test({
     }
   },
 });
+
+/** Resident memory of a process, from /proc (bytes). */
+async function rss(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+Deno.test({
+  name:
+    "deno task serve keeps host files out of plots, answers and stops on SIGTERM while hostile jobs run",
+  ignore: !available,
+  async fn() {
+    await using db = await withTestDb();
+    await Deno.mkdir(`${ROOT}/data`, { recursive: true });
+    const dataDir = await Deno.makeTempDir({ dir: `${ROOT}/data`, prefix: "test-serve-sbx-" });
+    try {
+      const secret = `secret-${crypto.randomUUID()}`;
+      await Deno.writeTextFile(`${dataDir}/link_secret`, secret);
+      const port = await freePort();
+      const env = childEnv({
+        DATA_DIR: dataDir,
+        PORT: String(port),
+        MQTT_LISTEN: `127.0.0.1:${await freePort()}`,
+        SANDBOX_ENGINE: "bwrap",
+        SANDBOX_TIMEOUT_S: "120",
+        ...(db.url ? { DATABASE_URL: db.url } : {}),
+      });
+      await using child = spawnServe(SERVE, { cwd: ROOT, env });
+      await child.waitReady(`http://127.0.0.1:${port}/healthz`);
+      const client = new Client({ name: "serve-sandbox-hostile-test", version: "1.0.0" });
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`)),
+      );
+      const hanging: Promise<unknown>[] = [];
+      try {
+        const q = await client.callTool({
+          name: "execute_sql_query",
+          arguments: { sql: "select g as x, g * 2 as y from generate_series(1, 10) g" },
+        });
+        ok(!q.isError, text(q));
+        const queryId = (q.structuredContent as { query_id: string }).query_id;
+        // The figure is saved, then every place a result file was or could be becomes a link to
+        // the server's secret.
+        const p = await client.callTool({
+          name: "create_plot",
+          arguments: {
+            query_id: queryId,
+            plot_code: `import os, matplotlib.figure
+df.plot(x='x', y='y')
+real = matplotlib.figure.Figure.savefig
+def hostile(self, path, *a, **k):
+    real(self, path, *a, **k)
+    for out in ['/out/plot.png', '/out/result.json', '/tmp/plot.png', '/tmp/result.json']:
+        try:
+            if os.path.lexists(out):
+                os.remove(out)
+            os.symlink('${dataDir}/link_secret', out)
+        except OSError:
+            pass
+matplotlib.figure.Figure.savefig = hostile
+`,
+          },
+        });
+        ok(!p.isError, text(p));
+        ok(!JSON.stringify(p).includes(secret));
+        const link = /(http:\/\/\S+\/files\/\S+\.png\S*)/.exec(text(p))?.[1];
+        ok(link, text(p));
+        const served = new Uint8Array(await (await fetch(link)).arrayBuffer());
+        equal(new TextDecoder().decode(served.slice(1, 4)), "PNG");
+        ok(!new TextDecoder().decode(served).includes(secret), "the secret served at /files");
+
+        const before = await rss(child.process.pid);
+        const flood = await client.callTool({
+          name: "analyze_data",
+          arguments: {
+            query_id: queryId,
+            code: "import os\nfor _ in range(200):\n    os.write(1, b'x' * (1 << 20))",
+          },
+        });
+        equal(flood.isError, true);
+        match(text(flood), /straight to file descriptor 1 or 2/);
+        const grew = await rss(child.process.pid) - before;
+        ok(grew < 100 * 1048576, `server RSS grew by ${grew} bytes`);
+
+        // Both slots taken by jobs that never end on their own: one blocked on a FIFO, one spinning.
+        for (
+          const code of [
+            "import os\nos.mkfifo('/tmp/f')\nopen('/tmp/f').read()",
+            "while True: pass",
+          ]
+        ) {
+          hanging.push(
+            client.callTool({ name: "analyze_data", arguments: { query_id: queryId, code } })
+              .catch((e: unknown) => e),
+          );
+        }
+        await new Promise((r) => setTimeout(r, 3000));
+        const health = await fetch(`http://127.0.0.1:${port}/healthz`, {
+          signal: AbortSignal.timeout(10_000),
+        });
+        await health.body?.cancel();
+        equal(health.status, 200);
+      } finally {
+        const stopping = Date.now();
+        child.process.kill("SIGTERM");
+        equal((await child.process.status).code, 0);
+        // Far below the 120 s job timeout: the running jobs were stopped, not waited for.
+        ok(Date.now() - stopping < 30_000, `stopped after ${Date.now() - stopping} ms`);
+        await Promise.all(hanging);
+        await client.close().catch(() => {});
+      }
+      const leftovers = [];
+      for await (const e of Deno.readDir(`${dataDir}/sandbox`)) leftovers.push(e.name);
+      equal(leftovers.length, 0, "job folders are removed after each job");
+    } finally {
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+});

@@ -2,6 +2,7 @@ import { join, resolve } from "node:path";
 import type { ResolvedServeConfig } from "../config/mod.ts";
 import { logger } from "../log/mod.ts";
 import { createBwrapSandbox } from "./bwrap.ts";
+import { detectCgroups } from "./_cgroup.ts";
 import { createDockerSandbox } from "./docker.ts";
 import { JobQueue } from "./_run_job.ts";
 import type { Sandbox } from "./types.ts";
@@ -64,8 +65,10 @@ export async function createSandbox(
   }
   const bwrapOk = await works("bwrap", ["--ro-bind", "/", "/", "--unshare-all", "true"], env);
   if (bwrapOk && await works(python, ["-c", "import pandas, matplotlib"], env)) {
-    log.info("sandbox engine", { engine: "bwrap", python });
-    return createBwrapSandbox(limits, { python, queue, workDir });
+    const cgroups = await detectCgroups();
+    // What bounds a job as a whole: see README, "Sandbox".
+    log.info("sandbox engine", { engine: "bwrap", python, limits: cgroups?.mode ?? "supervisor" });
+    return createBwrapSandbox(limits, { python, queue, workDir, cgroups: cgroups ?? null });
   }
   log.warn("no sandbox engine available (install docker, or bubblewrap + python3-pandas)");
   return undefined;
