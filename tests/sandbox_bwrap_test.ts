@@ -21,7 +21,8 @@ await Deno.writeTextFile(
     ).join("\n") +
     "\n",
 );
-const sandbox = createBwrapSandbox({ memoryMb: 128, timeoutS: 5 });
+// Generous: on a loaded machine starting Python and pandas alone can take seconds.
+const sandbox = createBwrapSandbox({ memoryMb: 128, timeoutS: 60 });
 const t = { ignore: !available, sanitizeResources: true, sanitizeOps: true };
 
 Deno.test({
