@@ -1,6 +1,7 @@
 /**
  * Sandbox benchmark: p50 latency of an analyze_data-equivalent (`df.describe()` on 100,000 rows)
- * and a create_plot-equivalent (a line plot of 100,000 points) on the bwrap engine.
+ * and a create_plot-equivalent (a line plot of 100,000 points) on the bwrap engine, with what
+ * bounds the jobs on this host (cgroup v2, v1 or the supervisor).
  *
  * @module
  */
@@ -27,9 +28,11 @@ export async function run(_args: string[]): Promise<void> {
     const csv = `${dir}/data.csv`;
     await Deno.writeTextFile(csv, lines.join("\n") + "\n");
     const sandbox = createBwrapSandbox({ memoryMb: 128, timeoutS: 30 });
-    const analyze = await p50(() =>
-      sandbox.run({ csvPath: csv, code: "print(df.describe())", mode: "analyze" })
-    );
+    let limits = "";
+    const analyze = await p50(async () => {
+      const r = await sandbox.run({ csvPath: csv, code: "print(df.describe())", mode: "analyze" });
+      limits = r.usage?.limits ?? "";
+    });
     const plot = await p50(() =>
       sandbox.run({
         csvPath: csv,
@@ -40,6 +43,7 @@ export async function run(_args: string[]): Promise<void> {
     );
     const fmt = (ms: number) =>
       `${(ms / 1000).toFixed(2)} s (${(ms / 1500).toFixed(2)}x of 1.5 s target)`;
+    console.log(`sandbox bwrap jobs bounded as a whole by: ${limits}`);
     console.log(
       `sandbox bwrap analyze_data p50 (describe, 100k rows, ${RUNS} runs): ${fmt(analyze)}`,
     );
