@@ -1,4 +1,4 @@
-import { equal, match, ok } from "node:assert/strict";
+import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
 import {
   createBwrapSandbox,
   type Sandbox,
@@ -208,10 +208,14 @@ Deno.test({
 });
 
 Deno.test({
-  name: "bwrap sandbox limit tests clean up their temp folder",
+  name: "bwrap sandbox limit tests leave no job cgroup nor temp folder behind",
   ignore: !available,
   async fn() {
     await Deno.remove(dir, { recursive: true });
-    ok(true);
+    if (cgroups?.mode !== "cgroup-v1") return;
+    const own = /^\d+:memory:(.*)$/m.exec(await Deno.readTextFile("/proc/self/cgroup"))![1];
+    const groups = await Array.fromAsync(Deno.readDir(`/sys/fs/cgroup/memory${own}`));
+    // Only this process's jobs: other test processes have cgroups of their own.
+    deepStrictEqual(groups.filter((e) => e.name.startsWith("ambient-")), []);
   },
 });

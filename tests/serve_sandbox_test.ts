@@ -18,6 +18,32 @@ function text(r: { content?: unknown }): string {
     .map((c) => c.text ?? `[${c.type}]`).join("\n");
 }
 
+/**
+ * Starts `deno task serve` on `dataDir` with the bwrap sandbox, connects an MCP client and runs a
+ * ten-row query whose id the sandbox tools use.
+ */
+async function startServe(dataDir: string, dbUrl: string | undefined, timeoutS: number) {
+  const port = await freePort();
+  const env = childEnv({
+    DATA_DIR: dataDir,
+    PORT: String(port),
+    MQTT_LISTEN: `127.0.0.1:${await freePort()}`,
+    SANDBOX_ENGINE: "bwrap",
+    SANDBOX_TIMEOUT_S: String(timeoutS),
+    ...(dbUrl ? { DATABASE_URL: dbUrl } : {}),
+  });
+  const child = spawnServe(SERVE, { cwd: ROOT, env });
+  await child.waitReady(`http://127.0.0.1:${port}/healthz`);
+  const client = new Client({ name: "serve-sandbox-test", version: "1.0.0" });
+  await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`)));
+  const q = await client.callTool({
+    name: "execute_sql_query",
+    arguments: { sql: "select g as x, g * 2 as y from generate_series(1, 10) g" },
+  });
+  ok(!q.isError, text(q));
+  return { child, client, port, queryId: (q.structuredContent as { query_id: string }).query_id };
+}
+
 Deno.test({
   name: "deno task serve runs analyze_data and create_plot under its own permission set",
   ignore: !available,
@@ -26,28 +52,10 @@ Deno.test({
     await Deno.mkdir(`${ROOT}/data`, { recursive: true });
     const dataDir = await Deno.makeTempDir({ dir: `${ROOT}/data`, prefix: "test-serve-sbx-" });
     try {
-      const port = await freePort();
-      const env = childEnv({
-        DATA_DIR: dataDir,
-        PORT: String(port),
-        MQTT_LISTEN: `127.0.0.1:${await freePort()}`,
-        SANDBOX_ENGINE: "bwrap",
-        SANDBOX_TIMEOUT_S: "20",
-        ...(db.url ? { DATABASE_URL: db.url } : {}),
-      });
-      await using child = spawnServe(SERVE, { cwd: ROOT, env });
-      await child.waitReady(`http://127.0.0.1:${port}/healthz`);
-      const client = new Client({ name: "serve-sandbox-test", version: "1.0.0" });
-      await client.connect(
-        new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`)),
-      );
+      const started = await startServe(dataDir, db.url, 20);
+      await using child = started.child;
+      const { client, queryId } = started;
       try {
-        const q = await client.callTool({
-          name: "execute_sql_query",
-          arguments: { sql: "select g as x, g * 2 as y from generate_series(1, 10) g" },
-        });
-        ok(!q.isError, text(q));
-        const queryId = (q.structuredContent as { query_id: string }).query_id;
         const a = await client.callTool({
           name: "analyze_data",
           arguments: { query_id: queryId, code: "print(int(df.y.sum()))" },
@@ -95,29 +103,12 @@ Deno.test({
     try {
       const secret = `secret-${crypto.randomUUID()}`;
       await Deno.writeTextFile(`${dataDir}/link_secret`, secret);
-      const port = await freePort();
-      const env = childEnv({
-        DATA_DIR: dataDir,
-        PORT: String(port),
-        MQTT_LISTEN: `127.0.0.1:${await freePort()}`,
-        SANDBOX_ENGINE: "bwrap",
-        SANDBOX_TIMEOUT_S: "120",
-        ...(db.url ? { DATABASE_URL: db.url } : {}),
-      });
-      await using child = spawnServe(SERVE, { cwd: ROOT, env });
-      await child.waitReady(`http://127.0.0.1:${port}/healthz`);
-      const client = new Client({ name: "serve-sandbox-hostile-test", version: "1.0.0" });
-      await client.connect(
-        new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`)),
-      );
+      const started = await startServe(dataDir, db.url, 120);
+      await using child = started.child;
+      const { client, port, queryId } = started;
+      match(child.stderr(), /sandbox engine.*limits=(cgroup-v2|cgroup-v1|supervisor)/);
       const hanging: Promise<unknown>[] = [];
       try {
-        const q = await client.callTool({
-          name: "execute_sql_query",
-          arguments: { sql: "select g as x, g * 2 as y from generate_series(1, 10) g" },
-        });
-        ok(!q.isError, text(q));
-        const queryId = (q.structuredContent as { query_id: string }).query_id;
         // The figure is saved, then every place a result file was or could be becomes a link to
         // the server's secret.
         const p = await client.callTool({
