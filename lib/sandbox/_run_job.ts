@@ -153,8 +153,8 @@ export async function runJob(
     }
     if (!status) {
       log.warn("sandbox job did not exit after being killed", { id });
-      // Last resort so the process is reaped whenever it does end; nothing waits for it.
-      exited.then(() => {});
+      // Nothing waits for it any longer, and it cannot keep the server from exiting.
+      child.unref();
     }
     if (stopped === "timeout") throw new SandboxTimeout(opts.limits.timeoutS);
     if (stopped === "closed") throw new SandboxUnavailable("The server is stopping");
