@@ -42,6 +42,8 @@ const SHORT_MS = 5_000;
 const SHORT_IN_A_ROW = 3;
 /** How often a message waiting for journal space is tried again. */
 const HELD_RETRY_MS = 200;
+/** Append failures closer together than this are one episode, logged once. */
+const APPEND_EPISODE_MS = 60_000;
 /** MQTT 5 DISCONNECT reason: another client connected with the same client id. */
 const SESSION_TAKEN_OVER = 0x8e;
 
@@ -73,9 +75,11 @@ export class MqttIntake {
   #generation = 0; // bumps on every lost connection
   #held: { message: RawMessage; done: DoneCallback; generation: number } | undefined;
   #heldTimer: ReturnType<typeof setTimeout> | undefined;
-  #heldSince = 0;
   #fullSince = 0;
   #appendFailing = false;
+  #failingSince = 0;
+  #lastAppendFailure = -Infinity;
+  #recoveryLogged = true;
   #receiveClock = receiveClock();
   #backoffMs: number;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -268,8 +272,12 @@ export class MqttIntake {
     try {
       journal.append(message);
     } catch (err) {
-      if (!this.#appendFailing) {
-        this.#appendFailing = true;
+      this.#appendFailing = true;
+      // One episode per outage: a disk that fills again within a minute (the journal draining
+      // as fast as the broker delivers) is not logged again.
+      if (Date.now() - this.#lastAppendFailure > APPEND_EPISODE_MS) {
+        this.#failingSince = Date.now();
+        this.#recoveryLogged = false;
         if (err instanceof JournalWriteError && err.noSpace) {
           log.error(
             "No space left on the journal's disk; holding acknowledgements (the broker keeps " +
@@ -283,13 +291,17 @@ export class MqttIntake {
           });
         }
       }
+      this.#lastAppendFailure = Date.now();
       return false;
     }
     if (this.#appendFailing) {
       this.#appendFailing = false;
-      log.info("Journal writable again; acknowledging", {
-        held_for_ms: Date.now() - this.#heldSince,
-      });
+      if (!this.#recoveryLogged) {
+        this.#recoveryLogged = true;
+        log.info("Journal writable again; acknowledging", {
+          held_for_ms: Date.now() - this.#failingSince,
+        });
+      }
     }
     this.#o.onAccepted();
     // The record is with the operating system now: acknowledging cannot lose it.
@@ -321,7 +333,6 @@ export class MqttIntake {
       );
     }
     this.#held = { message, done, generation: this.#generation };
-    this.#heldSince = Date.now();
     this.#retryHeld();
   }
 

@@ -59,9 +59,15 @@ export class WriteLoop {
   #wakeAt = 1; // `unread` that ends the current wait
   #wake: (() => void) | undefined;
   #lastSync = Date.now();
+  /** Rejects once `drain()`'s time is up, ending a write still pending then. */
+  #outOfTime: Promise<never>;
+  #giveUp: (err: Error) => void = () => {};
+  #outOfTimeTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(opts: WriteLoopOptions) {
     this.#o = opts;
+    this.#outOfTime = new Promise<never>((_, reject) => this.#giveUp = reject);
+    this.#outOfTime.catch(() => {}); // raced by every write; unobserved until the stop
   }
 
   /** False while the database is unreachable. */
@@ -83,11 +89,24 @@ export class WriteLoop {
   /** Gives the loop `timeoutMs` from now to empty the journal, and wakes it. */
   drain(timeoutMs: number): void {
     this.#deadline = Date.now() + timeoutMs;
+    clearTimeout(this.#outOfTimeTimer);
+    this.#outOfTimeTimer = setTimeout(
+      () => this.#giveUp(new Error("no answer from the database before the stop")),
+      timeoutMs,
+    );
     this.#wake?.();
   }
 
   /** Runs until stopped and drained (or out of time); the journal keeps what was not written. */
   async run(): Promise<void> {
+    try {
+      await this.#run();
+    } finally {
+      clearTimeout(this.#outOfTimeTimer);
+    }
+  }
+
+  async #run(): Promise<void> {
     const { journal, batchSize, flushIntervalMs, retryMinMs, retryMaxMs, syncIntervalMs } = this.#o;
     let backoff = retryMinMs;
     let lastLoopError = "";
@@ -232,7 +251,9 @@ export class WriteLoop {
    */
   async #attempt(batch: Decoded[]): Promise<void> {
     const { slowWriteMs } = this.#o;
-    const write = this.#o.writer.write(batch);
+    const written = this.#o.writer.write(batch);
+    // Once stopping is out of time, a write still pending counts as failed (the journal keeps it).
+    const write = Promise.race([written, this.#outOfTime]);
     let watchdog: ReturnType<typeof setTimeout> | undefined;
     const slow = new Promise<"slow">((resolve) => {
       watchdog = setTimeout(() => resolve("slow"), slowWriteMs);

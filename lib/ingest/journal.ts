@@ -252,6 +252,11 @@ export class Journal {
       writeAll(this.#file, record);
     } catch (err) {
       this.#appendFailed = true;
+      const failure = new JournalWriteError(active.path, err);
+      if (failure.noSpace) {
+        // The disk holds about this much journal: smaller segments let each commit free some.
+        this.#segmentBytes = Math.min(this.#segmentBytes, Math.max(4096, this.diskBytes >> 2));
+      }
       // Part of the record may have been written: cut it off, so the next record starts at the
       // end the journal knows. Shrinking a file needs no space.
       try {
@@ -259,7 +264,7 @@ export class Journal {
       } catch {
         this.#tornTail = true;
       }
-      throw new JournalWriteError(active.path, err);
+      throw failure;
     }
     this.#appendFailed = false;
     this.#end += record.length;
