@@ -37,7 +37,7 @@ export const MAX_PACKET_BYTES = 2 * MAX_PAYLOAD_BYTES;
 /** A connection that stayed up this long resets the reconnect backoff. */
 const STABLE_MS = 30_000;
 /** A connection closed sooner than this after it was accepted counts as cut short. */
-const SHORT_MS = 5_000;
+const SHORT_MS = 10_000;
 /** MQTT 3.1.1 brokers give no reason: this many short connections in a row suggest a takeover. */
 const SHORT_IN_A_ROW = 3;
 /** How often a message waiting for journal space is tried again. */
@@ -156,9 +156,10 @@ export class MqttIntake {
         this.#shortInARow = upMs < SHORT_MS ? this.#shortInARow + 1 : 0;
         if (upMs >= STABLE_MS && !takenOver) this.#backoffMs = this.#o.retryMinMs;
       }
-      if (takenOver || (upMs >= 0 && this.#shortInARow >= SHORT_IN_A_ROW)) {
+      const short = upMs >= 0 && upMs < SHORT_MS;
+      if (takenOver || (short && this.#shortInARow >= SHORT_IN_A_ROW)) {
         this.#reportTakeover(takenOver);
-      } else if (wasSubscribed) {
+      } else if (wasSubscribed && !(short && this.#takeoverReported)) {
         log.warn("Lost the MQTT connection; reconnecting", {
           broker: where,
           retry_in_ms: this.#backoffMs,
