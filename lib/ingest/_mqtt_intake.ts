@@ -6,7 +6,9 @@ import mqtt, {
 } from "mqtt";
 import type { ResolvedCollectorConfig } from "../config/mod.ts";
 import { logger } from "../log/mod.ts";
+import type { Duplex } from "node:stream";
 import { errorText } from "./_error_text.ts";
+import { limitIncomingPackets } from "./_packet_limit.ts";
 import { receiveClock } from "./_receive_clock.ts";
 import { MAX_PAYLOAD_BYTES } from "./decode_message.ts";
 import { type Journal, JournalWriteError } from "./journal.ts";
@@ -88,6 +90,8 @@ export class MqttIntake {
   #shortInARow = 0;
   #takeoverReported = false;
   #reconnects = 0;
+  #cutLoggedAt = -Infinity;
+  #cutSinceLog = 0;
 
   /** Connects at once; connection problems are logged and retried with backoff. */
   constructor(opts: MqttIntakeOptions) {
@@ -112,8 +116,34 @@ export class MqttIntake {
       reconnectPeriod: 0,
       // Subscriptions are renewed on every connect below, not only when the session was lost.
       resubscribe: false,
+      manualConnect: true,
     });
     this.#client = client;
+    // Whatever the broker does with `maximumPacketSize` (a 3.1.1 broker is never told), no larger
+    // packet is held in memory: see `limitIncomingPackets()`.
+    const internals = client as unknown as { streamBuilder: (c: MqttClient) => Duplex };
+    const build = internals.streamBuilder;
+    internals.streamBuilder = (c) =>
+      limitIncomingPackets(build(c), {
+        maxBytes: MAX_PACKET_BYTES,
+        keepPayloadBytes: MAX_PAYLOAD_BYTES + 1,
+        protocolVersion: () => client.options.protocolVersion ?? 4,
+        onCut: (bytes) => {
+          // At most one line a minute, however many a publisher sends.
+          this.#cutSinceLog++;
+          if (Date.now() - this.#cutLoggedAt < 60_000) return;
+          log.warn(
+            "Messages over the size limit were cut on arrival; they are stored as rejected",
+            {
+              bytes,
+              limit: MAX_PACKET_BYTES,
+              messages: this.#cutSinceLog,
+            },
+          );
+          this.#cutLoggedAt = Date.now();
+          this.#cutSinceLog = 0;
+        },
+      });
     client.handleMessage = (packet, done) => this.#onMessage(packet, done);
     const where = brokerName(url);
     let lastError = "";
@@ -183,6 +213,7 @@ export class MqttIntake {
         log.warn("MQTT connection problem; retrying", { broker: where, error: text });
       }
     });
+    client.connect();
   }
 
   /** True while connected to the broker with the subscriptions acknowledged. */
