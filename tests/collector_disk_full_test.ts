@@ -10,17 +10,26 @@ import { withTestDb } from "../lib/db/testing.ts";
 import { type Collector, startCollector } from "../lib/ingest/mod.ts";
 import {
   captureLog,
+  clearSession,
+  collectorDataDir,
   collectorScene,
   connectClient,
   countReadings,
   dbLink,
   fillDisk,
   mountTmpfs,
+  openChildPglite,
   publishReadings,
+  removeDataDir,
+  spawnCollector,
+  suffix,
   sumTo,
+  testBroker,
   unmount,
   waitFor,
 } from "./fixtures/collector_harness.ts";
+
+const ROOT = new URL("../", import.meta.url);
 
 const TUNING = {
   flushIntervalMs: 20,
@@ -195,5 +204,69 @@ Deno.test("a 2 MiB journal disk that fills while the database is away: a restart
     await pub.endAsync();
     await collector?.stop();
     await unmount(journalDir);
+  }
+});
+
+Deno.test("the collector process on a journal disk with almost no space left keeps storing every reading, then exits 0 on SIGTERM", async () => {
+  await using db = Deno.env.get("DATABASE_URL") ? await withTestDb() : undefined;
+  const broker = await testBroker();
+  const dataDir = await collectorDataDir();
+  const journalDir = new URL(`${dataDir}/journal/`, ROOT).pathname;
+  const id = suffix();
+  const device = `diskfullproc_${id}`;
+  const clientId = `collector-diskfullproc-${id}`;
+  let mounted = false;
+  try {
+    mounted = await mountOrSkip(journalDir, 2 << 20);
+    if (!mounted) return;
+    // 48 KiB left: the journal fills every few hundred readings and must free its own space.
+    const filler = fillDisk(journalDir, 48 << 10);
+    const c = spawnCollector({
+      dbUrl: db?.url,
+      db,
+      dataDir,
+      mqttUrl: broker.url,
+      clientId,
+      device,
+    });
+    await c.waitForLog(/Subscribed/);
+    const pub = await connectClient(broker.url, `pub-diskfullproc-${id}`);
+    const total = 3000;
+    try {
+      await publishReadings(pub, { device, from: 0, to: total, chunk: 100, pauseMs: 20 });
+      await waitFor("every reading", async () => (await c.rows()) >= total, {
+        timeoutMs: 120_000,
+        detail: async () => `rows=${await c.rows()}\n${c.stderr()}`,
+      });
+    } finally {
+      await pub.endAsync();
+    }
+    await Deno.remove(filler);
+    c.kill("SIGTERM");
+    equal((await c.status).code, 0, c.stderr());
+    ok(!/Damaged|kept aside|Unexpected error/.test(c.stderr()), c.stderr());
+    const received = Number(/Collector stopped received=(\d+)/.exec(c.stderr())?.[1]);
+    let counts;
+    if (db) {
+      counts = await countReadings(db, device);
+    } else {
+      const pg = await openChildPglite(dataDir);
+      counts = await countReadings(pg, device).finally(() => pg.close());
+    }
+    console.log(
+      `  2 MiB disk, 48 KiB free: published ${total}, acknowledged ${received}, stored ` +
+        `${counts.columnar}`,
+    );
+    const full = c.stderr().match(/No space left on the journal's disk[^\n]*/g) ?? [];
+    equal(full.length, 1, c.stderr());
+    ok(full[0].includes(`path=${dataDir}/journal`), full[0]);
+    equal(counts.columnar, total);
+    equal(counts.co2Sum, sumTo(total));
+    equal(received, total, "each reading acknowledged once");
+  } finally {
+    if (mounted) await unmount(journalDir);
+    await clearSession(broker.url, clientId);
+    await broker.close();
+    await removeDataDir(dataDir);
   }
 });

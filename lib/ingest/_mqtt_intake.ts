@@ -36,6 +36,8 @@ export interface MqttIntakeOptions {
  */
 export const MAX_PACKET_BYTES = 2 * MAX_PAYLOAD_BYTES;
 
+/** QoS 1 messages the broker may have in flight to the collector (MQTT 5 `receiveMaximum`). */
+const RECEIVE_MAXIMUM = 100;
 /** A connection that stayed up this long resets the reconnect backoff. */
 const STABLE_MS = 30_000;
 /** A connection closed sooner than this after it was accepted counts as cut short. */
@@ -109,6 +111,9 @@ export class MqttIntake {
         // The session (and the messages queued for it) outlives a disconnect, as in MQTT 3.1.1.
         sessionExpiryInterval: 0xffffffff,
         maximumPacketSize: MAX_PACKET_BYTES,
+        // Unacknowledged messages in flight to this client, as Mosquitto's max_inflight_messages
+        // bounds them for MQTT 3.1.1 (without it, MQTT 5 allows 65,535).
+        receiveMaximum: RECEIVE_MAXIMUM,
       },
       keepalive: 30,
       connectTimeout: 10_000,
@@ -238,8 +243,11 @@ export class MqttIntake {
       if (h.generation !== this.#generation || this.#stopping) {
         // Its connection is gone: the broker delivers it again on the next one.
         this.#held = undefined;
-      } else if (journal.hasRoom(h.message) && this.#accept(h.message, h.done)) {
+      } else if (journal.hasRoom(h.message)) {
+        // Cleared first: acknowledging may hand over the next message at once, which may be held
+        // in its turn. A failed append acknowledges nothing, so then this one is still held.
         this.#held = undefined;
+        if (!this.#accept(h.message, h.done)) this.#held = h;
       }
     }
     if (this.#fullSince && !this.#held && journal.diskBytes <= journal.maxBytes / 2) {

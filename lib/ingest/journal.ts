@@ -264,6 +264,14 @@ export class Journal {
       } catch {
         this.#tornTail = true;
       }
+      if (failure.noSpace && this.#committed === this.#end && this.#end > active.start) {
+        // Everything here is stored already: a fresh segment frees the whole active one.
+        this.#rotate();
+        if (this.#segments[this.#segments.length - 1] !== active) {
+          this.#trim();
+          return this.append(message);
+        }
+      }
       throw failure;
     }
     this.#appendFailed = false;

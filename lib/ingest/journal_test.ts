@@ -427,3 +427,34 @@ Deno.test("Journal keeps whether a message was retained and its receive time to 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Journal whose records are all stored frees its segment at once when an append finds the disk full (injected write failure)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const room = { bytes: 2000 };
+    const j = Journal.open({ dir, maxBytes: 1 << 30, openSegment: fullDisk(room) });
+    let end = 0;
+    for (let i = 0; i < 8; i++) end = j.append(msg(i));
+    j.commit(end); // stored, but the segment is still on disk
+    ok(j.diskBytes > 0);
+    // The disk is full: the space of the stored records is what the next append needs.
+    room.bytes = 0;
+    const deleted = () => {
+      room.bytes = end; // the filesystem gets the deleted segment's space back
+    };
+    const realRemove = Deno.removeSync;
+    Deno.removeSync = (path, opts) => {
+      realRemove(path, opts);
+      deleted();
+    };
+    try {
+      ok(j.append(msg(99)) > end);
+    } finally {
+      Deno.removeSync = realRemove;
+    }
+    assertEquals(j.read(j.committed, 10).map((r) => r.message.receivedAt), [1e12 + 99]);
+    j.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
