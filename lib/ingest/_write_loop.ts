@@ -45,6 +45,14 @@ class DbDown extends Error {
   }
 }
 
+/** The stop's time ran out while a write was pending; the batch stays in the journal. */
+class OutOfTime extends Error {
+  constructor() {
+    super("no answer from the database before the stop");
+    this.name = "OutOfTime";
+  }
+}
+
 /**
  * Writes the journal to the database in batches — read, decode, write, commit — retrying with
  * backoff while the database is down and isolating records the database refuses.
@@ -61,7 +69,7 @@ export class WriteLoop {
   #lastSync = Date.now();
   /** Rejects once `drain()`'s time is up, ending a write still pending then. */
   #outOfTime: Promise<never>;
-  #giveUp: (err: Error) => void = () => {};
+  #giveUp: (err: OutOfTime) => void = () => {};
   #outOfTimeTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(opts: WriteLoopOptions) {
@@ -91,7 +99,7 @@ export class WriteLoop {
     this.#deadline = Date.now() + timeoutMs;
     clearTimeout(this.#outOfTimeTimer);
     this.#outOfTimeTimer = setTimeout(
-      () => this.#giveUp(new Error("no answer from the database before the stop")),
+      () => this.#giveUp(new OutOfTime()),
       timeoutMs,
     );
     this.#wake?.();
@@ -130,7 +138,7 @@ export class WriteLoop {
           }
           const records = this.#readBatch(journal.committed);
           if (records.length === 0) {
-            // Only damaged bytes were left (the journal logged them): nothing to store.
+            // Only unreadable bytes were left (the journal kept them aside): nothing to store.
             journal.commit(journal.end);
             continue;
           }
@@ -160,6 +168,8 @@ export class WriteLoop {
         next = undefined; // the retry starts again from the last commit
         if (err instanceof DbDown) {
           this.#markDown(err);
+        } else if (err instanceof OutOfTime) {
+          // Only at the stop's deadline: the check below ends the loop.
         } else if (errorText(err) !== lastLoopError) {
           // Neither the database nor the input (both handled above): a fault such as a journal
           // read error. Retrying keeps the messages; the journal holds them meanwhile.
@@ -278,6 +288,8 @@ export class WriteLoop {
       await this.#attempt(items.slice(from, to));
       return;
     } catch (err) {
+      // Out of time says nothing about the records: never isolate (reject) one for it.
+      if (err instanceof OutOfTime) throw err;
       failure = err;
     }
     if (!(await this.#dbAlive())) throw new DbDown(failure);
@@ -305,6 +317,7 @@ export class WriteLoop {
     try {
       await this.#attempt([rejected]);
     } catch (err) {
+      if (err instanceof OutOfTime) throw err;
       if (!(await this.#dbAlive())) throw new DbDown(err);
       log.error("A message could not be stored even in rejected_messages; skipped", {
         topic: rejected.topic,
