@@ -20,6 +20,8 @@ export interface StatsOptions {
   dbUp: () => boolean;
   /** True while connected to the broker with the subscriptions acknowledged. */
   mqttConnected: () => boolean;
+  /** Reconnects to the broker so far. */
+  mqttReconnects: () => number;
   /** True once the collector is stopping: the lag is no longer measured. */
   stopping: () => boolean;
 }
@@ -65,6 +67,7 @@ export class Stats {
       rejected: s.rejected,
       timestamps_replaced: s.timestampsReplaced,
       journal_mb: (s.journalBytes / 1048576).toFixed(1),
+      quarantined: s.quarantined,
       lag_ms: s.lagMs,
       db: s.dbUp ? "up" : "down",
       mqtt: s.mqttConnected ? "up" : "down",
@@ -79,7 +82,12 @@ export class Stats {
     if (pending > 0 && !this.#opts.stopping()) {
       // The oldest pending record changes only with a commit: read it once per commit.
       if (this.#oldestPending.committed !== journal.committed) {
-        const oldest = journal.read(journal.committed, 1)[0];
+        let oldest;
+        try {
+          oldest = journal.read(journal.committed, 1)[0];
+        } catch {
+          // An unreadable record not yet kept aside (the write loop reports it): lag unknown.
+        }
         this.#oldestPending = oldest
           ? { committed: journal.committed, receivedAt: oldest.message.receivedAt }
           : { committed: -1, receivedAt: undefined };
@@ -91,9 +99,11 @@ export class Stats {
     return {
       ...this.counts,
       journalBytes: pending,
+      quarantined: journal.quarantined,
       lagMs,
       dbUp: this.#opts.dbUp(),
       mqttConnected: this.#opts.mqttConnected(),
+      mqttReconnects: this.#opts.mqttReconnects(),
     };
   }
 }

@@ -45,6 +45,14 @@ class DbDown extends Error {
   }
 }
 
+/** The stop's time ran out while a write was pending; the batch stays in the journal. */
+class OutOfTime extends Error {
+  constructor() {
+    super("no answer from the database before the stop");
+    this.name = "OutOfTime";
+  }
+}
+
 /**
  * Writes the journal to the database in batches — read, decode, write, commit — retrying with
  * backoff while the database is down and isolating records the database refuses.
@@ -59,9 +67,15 @@ export class WriteLoop {
   #wakeAt = 1; // `unread` that ends the current wait
   #wake: (() => void) | undefined;
   #lastSync = Date.now();
+  /** Rejects once `drain()`'s time is up, ending a write still pending then. */
+  #outOfTime: Promise<never>;
+  #giveUp: (err: OutOfTime) => void = () => {};
+  #outOfTimeTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(opts: WriteLoopOptions) {
     this.#o = opts;
+    this.#outOfTime = new Promise<never>((_, reject) => this.#giveUp = reject);
+    this.#outOfTime.catch(() => {}); // raced by every write; unobserved until the stop
   }
 
   /** False while the database is unreachable. */
@@ -83,11 +97,24 @@ export class WriteLoop {
   /** Gives the loop `timeoutMs` from now to empty the journal, and wakes it. */
   drain(timeoutMs: number): void {
     this.#deadline = Date.now() + timeoutMs;
+    clearTimeout(this.#outOfTimeTimer);
+    this.#outOfTimeTimer = setTimeout(
+      () => this.#giveUp(new OutOfTime()),
+      timeoutMs,
+    );
     this.#wake?.();
   }
 
   /** Runs until stopped and drained (or out of time); the journal keeps what was not written. */
   async run(): Promise<void> {
+    try {
+      await this.#run();
+    } finally {
+      clearTimeout(this.#outOfTimeTimer);
+    }
+  }
+
+  async #run(): Promise<void> {
     const { journal, batchSize, flushIntervalMs, retryMinMs, retryMaxMs, syncIntervalMs } = this.#o;
     let backoff = retryMinMs;
     let lastLoopError = "";
@@ -111,7 +138,7 @@ export class WriteLoop {
           }
           const records = this.#readBatch(journal.committed);
           if (records.length === 0) {
-            // Only damaged bytes were left (the journal logged them): nothing to store.
+            // Only unreadable bytes were left (the journal kept them aside): nothing to store.
             journal.commit(journal.end);
             continue;
           }
@@ -141,6 +168,8 @@ export class WriteLoop {
         next = undefined; // the retry starts again from the last commit
         if (err instanceof DbDown) {
           this.#markDown(err);
+        } else if (err instanceof OutOfTime) {
+          // Only at the stop's deadline: the check below ends the loop.
         } else if (errorText(err) !== lastLoopError) {
           // Neither the database nor the input (both handled above): a fault such as a journal
           // read error. Retrying keeps the messages; the journal holds them meanwhile.
@@ -232,7 +261,9 @@ export class WriteLoop {
    */
   async #attempt(batch: Decoded[]): Promise<void> {
     const { slowWriteMs } = this.#o;
-    const write = this.#o.writer.write(batch);
+    const written = this.#o.writer.write(batch);
+    // Once stopping is out of time, a write still pending counts as failed (the journal keeps it).
+    const write = Promise.race([written, this.#outOfTime]);
     let watchdog: ReturnType<typeof setTimeout> | undefined;
     const slow = new Promise<"slow">((resolve) => {
       watchdog = setTimeout(() => resolve("slow"), slowWriteMs);
@@ -257,6 +288,8 @@ export class WriteLoop {
       await this.#attempt(items.slice(from, to));
       return;
     } catch (err) {
+      // Out of time says nothing about the records: never isolate (reject) one for it.
+      if (err instanceof OutOfTime) throw err;
       failure = err;
     }
     if (!(await this.#dbAlive())) throw new DbDown(failure);
@@ -284,6 +317,7 @@ export class WriteLoop {
     try {
       await this.#attempt([rejected]);
     } catch (err) {
+      if (err instanceof OutOfTime) throw err;
       if (!(await this.#dbAlive())) throw new DbDown(err);
       log.error("A message could not be stored even in rejected_messages; skipped", {
         topic: rejected.topic,

@@ -25,12 +25,16 @@ export interface CollectorStats {
   timestampsReplaced: number;
   /** Journaled bytes not yet committed to the database. */
   journalBytes: number;
+  /** Unreadable journal records kept aside in `DATA_DIR/journal/quarantine/` since the start. */
+  quarantined: number;
   /** Age of the oldest message not yet committed, in milliseconds (0 when none). */
   lagMs: number;
   /** False while the database is unreachable. */
   dbUp: boolean;
   /** True while connected to the broker with the subscriptions acknowledged. */
   mqttConnected: boolean;
+  /** Reconnects to the broker since the start. */
+  mqttReconnects: number;
 }
 
 /** A running collector. */
@@ -57,6 +61,8 @@ export interface CollectorOptions {
   retryMinMs?: number;
   /** Longest retry delay for the database and the broker (default 30 s). */
   retryMaxMs?: number;
+  /** First delay before reconnecting to the broker, doubled up to `retryMaxMs` (default 1 s). */
+  mqttRetryMinMs?: number;
   /** How long `stop()` waits for the database to take the journal (default 30 s). */
   stopTimeoutMs?: number;
   /** Interval of the counts log line (default 60 s). */
@@ -110,6 +116,7 @@ export async function startCollector(
     intervalMs: opts.statsIntervalMs ?? 60_000,
     dbUp: () => loop.dbUp,
     mqttConnected: () => intake.connected,
+    mqttReconnects: () => intake.reconnects,
     stopping: () => stopPromise !== undefined,
   });
   const loop = new WriteLoop({
@@ -135,6 +142,7 @@ export async function startCollector(
     url,
     mqtt: config.mqtt,
     journal,
+    retryMinMs: opts.mqttRetryMinMs ?? 1000,
     retryMaxMs,
     onAccepted: () => {
       stats.counts.received++;

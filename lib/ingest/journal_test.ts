@@ -1,6 +1,6 @@
-import { deepStrictEqual as assertEquals, equal, ok } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, equal, ok, throws } from "node:assert/strict";
 import { join } from "node:path";
-import { Journal, JOURNAL_MAX_PAYLOAD } from "./journal.ts";
+import { Journal, JOURNAL_MAX_PAYLOAD, JournalWriteError, type SegmentFile } from "./journal.ts";
 import type { RawMessage } from "./types.ts";
 
 const enc = new TextEncoder();
@@ -210,7 +210,7 @@ Deno.test("Journal loses no appended message when its process is killed with SIG
   }
 });
 
-Deno.test("Journal skips a damaged older segment and still reads the segments after it", async () => {
+Deno.test("Journal keeps a damaged record of an older segment aside and reads every other record", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const j = Journal.open({ dir, maxBytes: 1 << 20, segmentBytes: 600 });
@@ -222,19 +222,174 @@ Deno.test("Journal skips a damaged older segment and still reads the segments af
     const first = join(dir, files[0]);
     const bytes = Deno.readFileSync(first);
     const firstLength = new DataView(bytes.buffer).getUint32(0) + 8;
+    const secondLength = new DataView(bytes.buffer).getUint32(firstLength) + 8;
+    const damaged = bytes.slice(firstLength, firstLength + secondLength);
     bytes[firstLength + 20] ^= 0xff;
+    damaged[20] ^= 0xff;
     Deno.writeFileSync(first, bytes);
-    const secondStart = Number(files[1].slice(0, 20));
 
     const again = Journal.open({ dir, maxBytes: 1 << 20, segmentBytes: 600 });
     const records = again.read(0, 1000);
-    equal(records[0].message.receivedAt, 1e12);
-    ok(records.every((r, i) => i === 0 || r.offset >= secondStart), "read past the damage");
-    const after = records.filter((r) => r.offset >= secondStart);
-    equal(records.length, after.length + 1); // only the first record of the damaged segment
-    // Every record of the later segments, in order, up to the last one appended.
-    after.forEach((r, i) => equal(r.message.receivedAt, 1e12 + 40 - after.length + i));
+    assertEquals(
+      records.map((r) => r.message.receivedAt),
+      Array.from({ length: 40 }, (_, i) => 1e12 + i).filter((_, i) => i !== 1),
+    );
+    equal(again.quarantined, 1);
+    // The damaged record's bytes, exactly, under quarantine/ (named by its offset).
+    const kept = join(dir, "quarantine", `${String(firstLength).padStart(20, "0")}.bad`);
+    assertEquals(Deno.readFileSync(kept), damaged);
+    // Reading again passes over it without keeping it aside twice.
+    equal(again.read(0, 1000).length, 39);
+    equal(again.quarantined, 1);
     again.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Journal keeps a record with a bad length in the middle of the newest segment aside, also after a reopen", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const j = Journal.open({ dir, maxBytes: 1 << 20 });
+    const ends = Array.from({ length: 20 }, (_, i) => j.append(msg(i)));
+    j.close();
+    const path = join(dir, segmentFiles(dir)[0]);
+    const bytes = Deno.readFileSync(path);
+    // Record 10's length field says far more than the segment holds.
+    new DataView(bytes.buffer).setUint32(ends[9], 0x00ffffff);
+    Deno.writeFileSync(path, bytes);
+
+    const again = Journal.open({ dir, maxBytes: 1 << 20 });
+    equal(again.end, ends[19], "the records after the damage are kept");
+    const got = again.read(again.committed, 100);
+    assertEquals(
+      got.map((r) => r.message.receivedAt),
+      Array.from({ length: 20 }, (_, i) => 1e12 + i).filter((_, i) => i !== 10),
+    );
+    equal(again.quarantined, 1);
+    equal(
+      Deno.statSync(join(dir, "quarantine", `${String(ends[9]).padStart(20, "0")}.bad`)).size,
+      ends[10] - ends[9],
+    );
+    again.commit(got[got.length - 1].end);
+    equal(again.pendingBytes, 0);
+    again.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/**
+ * Injected write failure in the journal's file layer: a segment file that takes `room.bytes`
+ * more bytes, writes part of a record that does not fit, then fails like a full disk.
+ */
+function fullDisk(room: { bytes: number }) {
+  return (path: string): SegmentFile => {
+    const file = Deno.openSync(path, { append: true });
+    return {
+      writeSync(p: Uint8Array): number {
+        if (room.bytes <= 0) {
+          throw Object.assign(new Error("No space left on device (os error 28)"), {
+            code: "ENOSPC",
+          });
+        }
+        const n = file.writeSync(p.subarray(0, Math.min(p.length, room.bytes)));
+        room.bytes -= n;
+        return n;
+      },
+      truncateSync: (len?: number) => file.truncateSync(len),
+      syncDataSync: () => file.syncDataSync(),
+      close: () => file.close(),
+    };
+  };
+}
+
+Deno.test("Journal on a full disk (injected write failure): a failed append leaves no partial record and appending resumes once there is space", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const room = { bytes: 1000 };
+    const j = Journal.open({ dir, maxBytes: 1 << 20, openSegment: fullDisk(room) });
+    const appended: number[] = [];
+    let failure: unknown;
+    for (let i = 0; i < 50 && !failure; i++) {
+      try {
+        j.append(msg(i));
+        appended.push(i);
+      } catch (err) {
+        failure = err;
+      }
+    }
+    ok(failure instanceof JournalWriteError, String(failure));
+    ok(failure.noSpace);
+    ok(appended.length > 0 && appended.length < 50);
+    // The bytes written of the failed record were cut off again.
+    const [seg] = segmentFiles(dir);
+    equal(Deno.statSync(join(dir, seg)).size, j.end);
+    // Still full: the same message fails again, and nothing grows.
+    throws(() => j.append(msg(appended.length)), JournalWriteError);
+    equal(Deno.statSync(join(dir, seg)).size, j.end);
+
+    room.bytes = 1 << 20; // space is back
+    for (let i = appended.length; i < 50; i++) j.append(msg(i));
+    j.close();
+    const again = Journal.open({ dir, maxBytes: 1 << 20 });
+    assertEquals(
+      again.read(0, 100).map((r) => r.message.receivedAt),
+      Array.from({ length: 50 }, (_, i) => 1e12 + i),
+    );
+    equal(again.quarantined, 0);
+    again.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Journal after a failed append starts a fresh segment once drained, so the stored records free the disk", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const room = { bytes: 3000 };
+    const j = Journal.open({ dir, maxBytes: 1 << 30, openSegment: fullDisk(room) });
+    let end = 0;
+    for (let i = 0; i < 100; i++) {
+      try {
+        end = j.append(msg(i));
+      } catch {
+        break;
+      }
+    }
+    j.commit(end); // everything stored in the database
+    room.bytes = 3000; // what the deleted segment gave back
+    equal(j.diskBytes, 0);
+    ok(j.append(msg(1)) > end);
+    equal(j.read(j.committed, 10).length, 1);
+    j.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Journal checkpoint: written in place, the older digits-only form is read, an unreadable one replays what is on disk", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const j = Journal.open({ dir, maxBytes: 1 << 20, segmentBytes: 1000 });
+    const ends = Array.from({ length: 30 }, (_, i) => j.append(msg(i)));
+    j.commit(ends[20]);
+    j.close();
+    const path = join(dir, "checkpoint");
+    const text = Deno.readTextFileSync(path);
+    equal(text.length, 30);
+    ok(text.startsWith(String(ends[20]).padStart(20, "0") + " "), text);
+
+    Deno.writeTextFileSync(path, String(ends[20]));
+    const older = Journal.open({ dir, maxBytes: 1 << 20, segmentBytes: 1000 });
+    equal(older.committed, ends[20]);
+    const oldest = older.diskBytes;
+    older.close();
+
+    Deno.writeTextFileSync(path, String(ends[20]).padStart(20, "0") + " 00000000\n");
+    const torn = Journal.open({ dir, maxBytes: 1 << 20, segmentBytes: 1000 });
+    equal(torn.committed, torn.end - oldest, "starts at the oldest segment kept");
+    torn.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -268,6 +423,37 @@ Deno.test("Journal keeps whether a message was retained and its receive time to 
     const again = Journal.open({ dir, maxBytes: 1 << 20 });
     assertEquals(again.read(again.committed, 10).map((r) => r.message), sent);
     again.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Journal whose records are all stored frees its segment at once when an append finds the disk full (injected write failure)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const room = { bytes: 2000 };
+    const j = Journal.open({ dir, maxBytes: 1 << 30, openSegment: fullDisk(room) });
+    let end = 0;
+    for (let i = 0; i < 8; i++) end = j.append(msg(i));
+    j.commit(end); // stored, but the segment is still on disk
+    ok(j.diskBytes > 0);
+    // The disk is full: the space of the stored records is what the next append needs.
+    room.bytes = 0;
+    const deleted = () => {
+      room.bytes = end; // the filesystem gets the deleted segment's space back
+    };
+    const realRemove = Deno.removeSync;
+    Deno.removeSync = (path, opts) => {
+      realRemove(path, opts);
+      deleted();
+    };
+    try {
+      ok(j.append(msg(99)) > end);
+    } finally {
+      Deno.removeSync = realRemove;
+    }
+    assertEquals(j.read(j.committed, 10).map((r) => r.message.receivedAt), [1e12 + 99]);
+    j.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
