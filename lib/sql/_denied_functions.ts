@@ -75,6 +75,7 @@ const EXACT = new Map<string, string>(Object.entries({
 
 const PREFIXES: [string, string][] = [
   ["pg_sleep", "makes the server wait"],
+  ["pg_control_", "reveals the server's control file (system identifier, WAL positions)"],
   ["pg_read_file", "reads server files"],
   ["pg_read_binary_file", "reads server files"],
   ["pg_rotate_logfile", "rotates the server log"],
