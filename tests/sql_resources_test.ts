@@ -2,6 +2,7 @@
 import { match, ok, rejects } from "node:assert/strict";
 import postgres from "postgres";
 import { withTestDb } from "../lib/db/testing.ts";
+import { openPostgres } from "../lib/db/_postgres.ts";
 import { QueryTimeout } from "../lib/db/mod.ts";
 import { QueryFailed, runQuery, SqlRefused } from "../lib/sql/mod.ts";
 
@@ -133,4 +134,46 @@ Deno.test("the doubling CTE is stopped on the embedded database too", {
     match(e.message, /temporary disk space/);
     return true;
   });
+});
+
+Deno.test({
+  name: "a login role that may not set temp_file_limit still runs queries; granted, it is bounded",
+  ignore: !Deno.env.get("DATABASE_URL"),
+  async fn() {
+    await using db = await withTestDb();
+    const role = `app_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    await db.exec(`create role ${role} login; grant sensor_reader to ${role}`);
+    const asRole = (u: string) => {
+      const url = new URL(u);
+      url.username = role;
+      return url.toString();
+    };
+    try {
+      const plain = openPostgres(asRole(db.url!), { max: 1 });
+      try {
+        // Not settable: the query runs under the server's own (here unlimited) setting.
+        const res = await runQuery(plain, SPILL, {
+          ...LIMITS,
+          limits: { workMemMb: 1, tempFileMb: 1 },
+        });
+        ok(res.rows.length === 5);
+      } finally {
+        await plain.close();
+      }
+      await db.exec(`grant set on parameter temp_file_limit to ${role}`);
+      const granted = openPostgres(asRole(db.url!), { max: 1 });
+      try {
+        await rejects(
+          runQuery(granted, SPILL, { ...LIMITS, limits: { workMemMb: 1, tempFileMb: 1 } }),
+          /temporary disk space/,
+        );
+      } finally {
+        await granted.close();
+      }
+    } finally {
+      await db.exec(
+        `revoke set on parameter temp_file_limit from ${role}; drop owned by ${role}; drop role ${role}`,
+      ).catch(() => {});
+    }
+  },
 });

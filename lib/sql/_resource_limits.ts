@@ -27,8 +27,8 @@ const capabilities = new WeakMap<Db, Promise<Capability>>();
 
 async function probe(db: Db): Promise<Capability> {
   if (db.kind === "pglite") return { canSetTempLimit: true };
-  const [row] = await db.sql<{ su: boolean; v: number; setting: string }>`
-    select coalesce((select rolsuper from pg_catalog.pg_roles where rolname = current_user), false)
+  const [row] = await db.sql<{ su: boolean; v: number; setting: string; me: string }>`
+    select current_user::text as me, coalesce((select rolsuper from pg_catalog.pg_roles where rolname = current_user), false)
              as su,
            current_setting('server_version_num')::int as v,
            current_setting('temp_file_limit') as setting`;
@@ -47,6 +47,7 @@ async function probe(db: Db): Promise<Capability> {
           : "temporary files of SQL-tool queries are UNLIMITED: run " +
             "GRANT SET ON PARAMETER temp_file_limit TO <role> or " +
             "ALTER ROLE <role> SET temp_file_limit = '256MB' as a superuser (README, Safe SQL)"),
+      { role: row.me },
     );
   }
   return { canSetTempLimit: can };
