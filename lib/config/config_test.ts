@@ -10,7 +10,15 @@ Deno.test("loadServeConfig() with nothing set gives the embedded defaults", () =
   assertEquals(c.mqttListen, { host: "127.0.0.1", port: 1883 });
   assertEquals(c.sandbox.engine, "auto");
   assertEquals(c.sandbox.image, "ambient-sensors-sandbox");
-  assertEquals(c.query, { timeoutS: 10, maxRows: 100000, cacheTtlH: 24, cacheMaxBytes: 1 << 30 });
+  assertEquals(c.query, {
+    timeoutS: 10,
+    maxRows: 100000,
+    cacheTtlH: 24,
+    cacheMaxBytes: 1 << 30,
+    workMemMb: 16,
+    tempFileMb: 256,
+    maxMemoryMb: 256,
+  });
   assertEquals(c.dataDir, "./data");
 });
 
@@ -88,4 +96,21 @@ Deno.test("a number variable that is not a finite number says so in plain words"
       },
     );
   }
+});
+
+Deno.test("loadServeConfig() refuses an embedded broker on a LAN address without MQTT accounts", () => {
+  throws(
+    () => loadServeConfig({ MQTT_LISTEN: "0.0.0.0:1883" }),
+    (e: Error) => e instanceof ConfigError && /MQTT_USERNAME/.test(e.message),
+  );
+  loadServeConfig({ MQTT_LISTEN: "0.0.0.0:1883", ALLOW_INSECURE_NON_LOOPBACK: "true" });
+  const c = loadServeConfig({
+    MQTT_LISTEN: "0.0.0.0:1883",
+    MQTT_USERNAME: "collector",
+    MQTT_PASSWORD: "secret-secret",
+    MQTT_DEVICE_CREDENTIALS_FILE: "/etc/ambient/devices.txt",
+  });
+  assertEquals(c.mqttBroker.deviceCredentialsFile, "/etc/ambient/devices.txt");
+  // With an external broker the listen address is not used.
+  loadServeConfig({ MQTT_LISTEN: "0.0.0.0:1883", MQTT_URL: "mqtt://broker:1883" });
 });

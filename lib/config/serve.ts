@@ -30,6 +30,13 @@ export interface ResolvedServeConfig {
   authToken: string | undefined;
   /** Embedded broker listen address (only used when no MQTT URL is configured). */
   mqttListen: { host: string; port: number };
+  /** Embedded broker: per-device accounts and TLS (its service account is the collector's). */
+  mqttBroker: {
+    deviceCredentialsFile: string | undefined;
+    tlsCertFile: string | undefined;
+    tlsKeyFile: string | undefined;
+    allowInsecure: boolean;
+  };
   query: {
     timeoutS: number;
     maxRows: number;
@@ -79,6 +86,18 @@ export function loadServeConfig(env: Env): ResolvedServeConfig {
   if ((cert === undefined) !== (key === undefined)) {
     throw new ConfigError(cert ? "TLS_KEY_FILE" : "TLS_CERT_FILE", "must be set with its pair");
   }
+  const mqttListen = hostPort(env, "MQTT_LISTEN", "127.0.0.1:1883");
+  const collector = loadCollectorConfig(env);
+  const brokerRuns = !collector.databaseUrl && !collector.mqtt.url;
+  if (brokerRuns && !isLoopback(mqttListen.host) && !collector.mqtt.username) {
+    if (!bool(env, "ALLOW_INSECURE_NON_LOOPBACK", false)) {
+      throw new ConfigError(
+        "MQTT_LISTEN",
+        `is "${mqttListen.host}:${mqttListen.port}", which is reachable from other machines: set ` +
+          "MQTT_USERNAME and MQTT_PASSWORD (or ALLOW_INSECURE_NON_LOOPBACK=true to accept the risk)",
+      );
+    }
+  }
   const urlHost = host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host;
   const serverUrl = url(env, "SERVER_URL", ["http:", "https:"])?.toString().replace(/\/+$/, "") ??
     `http://${urlHost}:${p}`;
@@ -92,7 +111,13 @@ export function loadServeConfig(env: Env): ResolvedServeConfig {
     tlsKeyFile: key,
     serverUrl,
     authToken,
-    mqttListen: hostPort(env, "MQTT_LISTEN", "127.0.0.1:1883"),
+    mqttListen,
+    mqttBroker: {
+      deviceCredentialsFile: str(env, "MQTT_DEVICE_CREDENTIALS_FILE"),
+      tlsCertFile: str(env, "MQTT_TLS_CERT_FILE"),
+      tlsKeyFile: str(env, "MQTT_TLS_KEY_FILE"),
+      allowInsecure: bool(env, "ALLOW_INSECURE_NON_LOOPBACK", false),
+    },
     query: {
       timeoutS: num(env, "QUERY_TIMEOUT_S", { default: 10, min: 0.1, max: 3600 }),
       maxRows: num(env, "QUERY_MAX_ROWS", { default: 100000, min: 1, integer: true }),
