@@ -2,6 +2,7 @@
 // sends them as array parameters expanded with `unnest()`, a handful of parameters per statement.
 import { ident } from "../db/ident.ts";
 import type { Queryable } from "../db/mod.ts";
+import { DEVICE_TEXT_MAX, deviceText } from "./device_text.ts";
 import type {
   CapabilitiesMessage,
   ErrorMessage,
@@ -115,7 +116,7 @@ export async function applyCapabilities(
       sensors.push({
         device: c.device,
         type,
-        location: typeof loc === "string" ? loc : null,
+        location: typeof loc === "string" ? deviceText(loc, DEVICE_TEXT_MAX.name) || null : null,
         meta: plain ? json(meta) : null,
       });
     }
