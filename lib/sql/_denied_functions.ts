@@ -37,6 +37,7 @@ const EXACT = new Map<string, string>(Object.entries({
   brin_summarize_range: "changes an index",
   brin_desummarize_range: "changes an index",
   lowrite: "accesses large objects",
+  drop_sensor_type: "removes a sensor type and its data",
   // Run arbitrary SQL given as text.
   query_to_xml: "runs SQL given as text",
   query_to_xmlschema: "runs SQL given as text",
