@@ -14,6 +14,7 @@ export const DEVICE_TEXT_MAX = {
 
 // C0 and C1 controls, DEL, line and paragraph separators, and the bidirectional controls that
 // can make text read differently from what it contains.
+// deno-lint-ignore no-control-regex
 const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]+/g;
 
 /** `s` cut to at most `max` characters (code points), marked with `…` when cut. */
