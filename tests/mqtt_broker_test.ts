@@ -3,6 +3,7 @@ import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { connect as netConnect } from "node:net";
 import mqtt, { type MqttClient } from "mqtt";
 import { startEmbeddedBroker } from "../lib/mqtt/mod.ts";
+import { writeSelfSignedCert } from "./fixtures/tls_cert.ts";
 
 const SERVICE = { username: "collector", password: "service-secret-1" };
 
@@ -55,6 +56,11 @@ function messages(client: MqttClient): { topic: string; payload: string; retain:
   return got;
 }
 
+/** A board logged in with its own account from the test's credentials file. */
+function connectDevice(url: string, id: string, opts: mqtt.IClientOptions = {}) {
+  return connect(url, { clientId: id, username: id, password: `${id}-password`, ...opts });
+}
+
 const settle = (ms = 300) => new Promise((r) => setTimeout(r, ms));
 
 Deno.test("with accounts, anonymous and wrong passwords are refused, the service account is not", async () => {
@@ -89,11 +95,7 @@ Deno.test("a device publishes only under its own id and cannot subscribe to ever
     const granted = await collector.subscribeAsync("#", { qos: 1 });
     equal(granted[0].qos, 1);
 
-    const kitchen = await connect(b.url, {
-      clientId: "kitchen",
-      username: "kitchen",
-      password: "kitchen-password",
-    });
+    const kitchen = await connectDevice(b.url, "kitchen");
     for (const filter of ["#", "devices/+/sensors/+/data", "devices/office/#", "$SYS/#"]) {
       const refused = await kitchen.subscribeAsync(filter).then(() => false, () => true);
       ok(refused, `subscription to ${filter} refused`);
@@ -156,11 +158,7 @@ Deno.test("a 200 MB packet is refused from its header, without buffering it", as
     const small = await connect(b.url, { clientId: "ambient-collector-test", ...SERVICE });
     const seen = messages(small);
     await small.subscribeAsync("devices/#", { qos: 0 });
-    const device = await connect(b.url, {
-      clientId: "kitchen",
-      username: "kitchen",
-      password: "kitchen-password",
-    });
+    const device = await connectDevice(b.url, "kitchen");
     // Just under the limit passes.
     await device.publishAsync("devices/kitchen/error", "e".repeat(60_000), { qos: 1 });
     await device.endAsync();
@@ -240,28 +238,7 @@ Deno.test("retained messages are kept only on capabilities and status topics, an
 Deno.test("mqtts from PEM files, with a plain loopback listener for this process", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ambient-tls-" });
   try {
-    const out = await new Deno.Command("openssl", {
-      args: [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-keyout",
-        `${dir}/key.pem`,
-        "-out",
-        `${dir}/cert.pem`,
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    ok(out.success, new TextDecoder().decode(out.stderr));
+    await writeSelfSignedCert(dir);
     await withBroker(
       { tlsCertFile: `${dir}/cert.pem`, tlsKeyFile: `${dir}/key.pem` },
       async (b) => {
@@ -271,12 +248,7 @@ Deno.test("mqtts from PEM files, with a plain loopback listener for this process
         const sub = await connect(b.localUrl, { clientId: "svc", ...SERVICE });
         const got = messages(sub);
         await sub.subscribeAsync("devices/#", { qos: 1 });
-        const device = await connect(b.url, {
-          clientId: "kitchen",
-          username: "kitchen",
-          password: "kitchen-password",
-          ca,
-        });
+        const device = await connectDevice(b.url, "kitchen", { ca });
         await device.publishAsync("devices/kitchen/status", "online", { qos: 1 });
         await settle();
         deepEqual(got.map((m) => m.payload), ["online"]);
