@@ -6,6 +6,7 @@ import mqtt from "mqtt";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { childEnv, freePort, spawnServe } from "./fixtures/mcp_child.ts";
+import { writeSelfSignedCert } from "./fixtures/tls_cert.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 // `deno task serve` exactly: the task's permission set, no -A.
@@ -36,13 +37,15 @@ Deno.test("serve refuses a LAN MQTT_LISTEN without accounts", async () => {
   }
 });
 
-Deno.test("serve with accounts: devices log in, publish only as themselves, the collector stores", async () => {
+Deno.test("serve with accounts and mqtts: devices log in, publish only as themselves, the collector stores", async () => {
   const dataDir = await dataDirUnderProject();
   try {
     await Deno.writeTextFile(
       `${dataDir}/devices.txt`,
       "kitchen:kitchen-secret\noffice:office-secret\n",
     );
+    await writeSelfSignedCert(dataDir);
+    const ca = await Deno.readTextFile(`${dataDir}/cert.pem`);
     const port = await freePort();
     const mqttPort = await freePort();
     await using child = spawnServe(SERVE, {
@@ -55,17 +58,20 @@ Deno.test("serve with accounts: devices log in, publish only as themselves, the 
         MQTT_USERNAME: "collector",
         MQTT_PASSWORD: "collector-secret",
         MQTT_DEVICE_CREDENTIALS_FILE: `${dataDir}/devices.txt`,
+        MQTT_TLS_CERT_FILE: `${dataDir}/cert.pem`,
+        MQTT_TLS_KEY_FILE: `${dataDir}/key.pem`,
       }),
     });
-    await child.waitReady(`http://127.0.0.1:${port}/healthz`);
-    const url = `mqtt://127.0.0.1:${mqttPort}`;
-    await rejects(mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000 }));
+    await child.waitReady(`http://127.0.0.1:${port}/healthz`, { timeoutMs: 150_000 });
+    const url = `mqtts://127.0.0.1:${mqttPort}`;
+    await rejects(mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000, ca }));
     const ts = Math.floor(Date.now() / 1000);
     const kitchen = await mqtt.connectAsync(url, {
       clientId: "kitchen",
       username: "kitchen",
       password: "kitchen-secret",
       reconnectPeriod: 0,
+      ca,
     });
     kitchen.on("error", () => {});
     await kitchen.publishAsync(
@@ -105,6 +111,7 @@ Deno.test("serve with accounts: devices log in, publish only as themselves, the 
     child.process.kill("SIGTERM");
     equal((await child.process.status).code, 0);
     match(child.stderr(), /MQTT publish refused/);
+    match(child.stderr(), new RegExp(`Devices publish to: mqtts://127\\.0\\.0\\.1:${mqttPort}`));
   } finally {
     await Deno.remove(dataDir, { recursive: true });
   }

@@ -298,7 +298,7 @@ Deno.test("decodeMessage() cuts device text to a sane length and keeps names on 
   );
   assert(d.kind === "capabilities", JSON.stringify(d).slice(0, 200));
   assertEquals(d.deviceName!.length, 128);
-  assert(d.deviceName!.startsWith("Kitchen IMPORTANT SYSTEM NOTE"), d.deviceName);
+  assert(d.deviceName!.startsWith("Kitchen IMPORTANT SYSTEM NOTE"), d.deviceName!);
   assert(d.deviceName!.endsWith("…"));
   assertEquals(d.location, "Hall way");
   assertEquals(d.firmwareVersion!.length, 64);
