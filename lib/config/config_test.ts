@@ -98,19 +98,20 @@ Deno.test("a number variable that is not a finite number says so in plain words"
   }
 });
 
-Deno.test("loadServeConfig() refuses an embedded broker on a LAN address without MQTT accounts", () => {
-  throws(
-    () => loadServeConfig({ MQTT_LISTEN: "0.0.0.0:1883" }),
-    (e: Error) => e instanceof ConfigError && /MQTT_USERNAME/.test(e.message),
-  );
-  loadServeConfig({ MQTT_LISTEN: "0.0.0.0:1883", ALLOW_INSECURE_NON_LOOPBACK: "true" });
+Deno.test("loadServeConfig() reads the embedded broker's accounts and TLS files", () => {
   const c = loadServeConfig({
     MQTT_LISTEN: "0.0.0.0:1883",
     MQTT_USERNAME: "collector",
     MQTT_PASSWORD: "secret-secret",
     MQTT_DEVICE_CREDENTIALS_FILE: "/etc/ambient/devices.txt",
+    MQTT_TLS_CERT_FILE: "/etc/ambient/cert.pem",
+    MQTT_TLS_KEY_FILE: "/etc/ambient/key.pem",
   });
-  assertEquals(c.mqttBroker.deviceCredentialsFile, "/etc/ambient/devices.txt");
-  // With an external broker the listen address is not used.
-  loadServeConfig({ MQTT_LISTEN: "0.0.0.0:1883", MQTT_URL: "mqtt://broker:1883" });
+  assertEquals(c.mqttBroker, {
+    deviceCredentialsFile: "/etc/ambient/devices.txt",
+    tlsCertFile: "/etc/ambient/cert.pem",
+    tlsKeyFile: "/etc/ambient/key.pem",
+    allowInsecure: false,
+  });
+  assertEquals(c.collector.mqtt.username, "collector");
 });

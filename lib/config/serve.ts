@@ -86,18 +86,6 @@ export function loadServeConfig(env: Env): ResolvedServeConfig {
   if ((cert === undefined) !== (key === undefined)) {
     throw new ConfigError(cert ? "TLS_KEY_FILE" : "TLS_CERT_FILE", "must be set with its pair");
   }
-  const mqttListen = hostPort(env, "MQTT_LISTEN", "127.0.0.1:1883");
-  const collector = loadCollectorConfig(env);
-  const brokerRuns = !collector.databaseUrl && !collector.mqtt.url;
-  if (brokerRuns && !isLoopback(mqttListen.host) && !collector.mqtt.username) {
-    if (!bool(env, "ALLOW_INSECURE_NON_LOOPBACK", false)) {
-      throw new ConfigError(
-        "MQTT_LISTEN",
-        `is "${mqttListen.host}:${mqttListen.port}", which is reachable from other machines: set ` +
-          "MQTT_USERNAME and MQTT_PASSWORD (or ALLOW_INSECURE_NON_LOOPBACK=true to accept the risk)",
-      );
-    }
-  }
   const urlHost = host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host;
   const serverUrl = url(env, "SERVER_URL", ["http:", "https:"])?.toString().replace(/\/+$/, "") ??
     `http://${urlHost}:${p}`;
@@ -111,7 +99,7 @@ export function loadServeConfig(env: Env): ResolvedServeConfig {
     tlsKeyFile: key,
     serverUrl,
     authToken,
-    mqttListen,
+    mqttListen: hostPort(env, "MQTT_LISTEN", "127.0.0.1:1883"),
     mqttBroker: {
       deviceCredentialsFile: str(env, "MQTT_DEVICE_CREDENTIALS_FILE"),
       tlsCertFile: str(env, "MQTT_TLS_CERT_FILE"),
