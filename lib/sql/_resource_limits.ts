@@ -26,7 +26,8 @@ interface Capability {
 const capabilities = new WeakMap<Db, Promise<Capability>>();
 
 async function probe(db: Db): Promise<Capability> {
-  if (db.kind === "pglite") return { canSetTempLimit: true };
+  // PGlite runs as its superuser; anything else that is not PostgreSQL is not probed.
+  if (db.kind !== "postgres") return { canSetTempLimit: db.kind === "pglite" };
   const [row] = await db.sql<{ su: boolean; v: number; setting: string; me: string }>`
     select current_user::text as me, coalesce((select rolsuper from pg_catalog.pg_roles where rolname = current_user), false)
              as su,
