@@ -252,6 +252,8 @@ Deno.test("mqtts from PEM files, with a plain loopback listener for this process
         await device.publishAsync("devices/kitchen/status", "online", { qos: 1 });
         await settle();
         deepEqual(got.map((m) => m.payload), ["online"]);
+        // A refusal reaches the client whole over TLS too (CONNACK written in pieces).
+        await rejects(connect(b.url, { clientId: "anon", ca }), /Not authorized/);
         // Plain MQTT on the TLS port gets nowhere.
         await rejects(connect(b.url.replace("mqtts", "mqtt"), { clientId: "p", ...SERVICE }));
         // An untrusted certificate is refused by a client that checks it.

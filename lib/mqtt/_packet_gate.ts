@@ -27,13 +27,23 @@ export function packetGate(
     },
     write(chunk: Uint8Array, _enc, cb) {
       if (socket.destroyed) return cb();
-      socket.write(chunk, (err) => cb(err ?? undefined));
+      // Handed to the socket at once (it buffers; backpressure through "drain"), so that a
+      // packet written in pieces is complete in the socket when the broker ends the connection.
+      if (socket.write(chunk)) cb();
+      else socket.once("drain", () => cb());
     },
     final(cb) {
       socket.end(cb);
     },
     destroy(err, cb) {
-      socket.destroy();
+      // The broker ends a connection right after writing its answer (a refused CONNACK): end
+      // the socket so that the answer is flushed (over TLS too), and destroy it soon after.
+      if (!socket.destroyed) {
+        socket.pause();
+        socket.end();
+        const timer = setTimeout(() => socket.destroy(), 2000);
+        socket.once("close", () => clearTimeout(timer));
+      }
       cb(err);
     },
   });
