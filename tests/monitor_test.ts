@@ -644,7 +644,7 @@ Deno.test("get_device_status reports health, alert state and latest errors of ea
   match(text, /3 device\(s\): 1 online, 1 silent, 1 offline/);
   match(
     text,
-    /bedroom "Bedroom" in bedroom: SILENT, last seen .* \(15 min ago\), firmware 1\.4\.1/,
+    /bedroom named "Bedroom" in "bedroom": SILENT, last seen .* \(15 min ago\), firmware "1\.4\.1"/,
   );
   match(text, /alert sent/);
   match(text, /i2c bus timeout/);

@@ -153,7 +153,7 @@ Deno.test("readings tools, resources and prompts answer from over a million read
         [6],
         "only the cellar sensor is older than INACTIVITY_THRESHOLD (300 s)",
       );
-      match(r.text, /cellar-1 "Cellar", Cellar, bmp280 \(sensor 6\): .*2 h ago .*stale/);
+      match(r.text, /cellar-1 named "Cellar", at "Cellar", bmp280 \(sensor 6\): .*2 h ago .*stale/);
       match(r.text, new RegExp(`CO2 ${office.value} ppm`));
       match(r.text, /office-1 "Office Monitor", Office, scd30 \(sensor 1\): CO2 .*, \d+ s ago/);
     },

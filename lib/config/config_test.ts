@@ -10,7 +10,15 @@ Deno.test("loadServeConfig() with nothing set gives the embedded defaults", () =
   assertEquals(c.mqttListen, { host: "127.0.0.1", port: 1883 });
   assertEquals(c.sandbox.engine, "auto");
   assertEquals(c.sandbox.image, "ambient-sensors-sandbox");
-  assertEquals(c.query, { timeoutS: 10, maxRows: 100000, cacheTtlH: 24, cacheMaxBytes: 1 << 30 });
+  assertEquals(c.query, {
+    timeoutS: 10,
+    maxRows: 100000,
+    cacheTtlH: 24,
+    cacheMaxBytes: 1 << 30,
+    workMemMb: 16,
+    tempFileMb: 256,
+    maxMemoryMb: 256,
+  });
   assertEquals(c.dataDir, "./data");
 });
 
@@ -88,4 +96,22 @@ Deno.test("a number variable that is not a finite number says so in plain words"
       },
     );
   }
+});
+
+Deno.test("loadServeConfig() reads the embedded broker's accounts and TLS files", () => {
+  const c = loadServeConfig({
+    MQTT_LISTEN: "0.0.0.0:1883",
+    MQTT_USERNAME: "collector",
+    MQTT_PASSWORD: "secret-secret",
+    MQTT_DEVICE_CREDENTIALS_FILE: "/etc/ambient/devices.txt",
+    MQTT_TLS_CERT_FILE: "/etc/ambient/cert.pem",
+    MQTT_TLS_KEY_FILE: "/etc/ambient/key.pem",
+  });
+  assertEquals(c.mqttBroker, {
+    deviceCredentialsFile: "/etc/ambient/devices.txt",
+    tlsCertFile: "/etc/ambient/cert.pem",
+    tlsKeyFile: "/etc/ambient/key.pem",
+    allowInsecure: false,
+  });
+  assertEquals(c.collector.mqtt.username, "collector");
 });

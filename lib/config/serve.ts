@@ -30,7 +30,23 @@ export interface ResolvedServeConfig {
   authToken: string | undefined;
   /** Embedded broker listen address (only used when no MQTT URL is configured). */
   mqttListen: { host: string; port: number };
-  query: { timeoutS: number; maxRows: number; cacheTtlH: number; cacheMaxBytes: number };
+  /** Embedded broker: per-device accounts and TLS (its service account is the collector's). */
+  mqttBroker: {
+    deviceCredentialsFile: string | undefined;
+    tlsCertFile: string | undefined;
+    tlsKeyFile: string | undefined;
+    allowInsecure: boolean;
+  };
+  query: {
+    timeoutS: number;
+    maxRows: number;
+    cacheTtlH: number;
+    cacheMaxBytes: number;
+    /** Database-side bounds of one SQL-tool query, in MB (README "Safe SQL"). */
+    workMemMb: number;
+    tempFileMb: number;
+    maxMemoryMb: number;
+  };
   sandbox: {
     engine: SandboxEngineName;
     image: string;
@@ -84,11 +100,20 @@ export function loadServeConfig(env: Env): ResolvedServeConfig {
     serverUrl,
     authToken,
     mqttListen: hostPort(env, "MQTT_LISTEN", "127.0.0.1:1883"),
+    mqttBroker: {
+      deviceCredentialsFile: str(env, "MQTT_DEVICE_CREDENTIALS_FILE"),
+      tlsCertFile: str(env, "MQTT_TLS_CERT_FILE"),
+      tlsKeyFile: str(env, "MQTT_TLS_KEY_FILE"),
+      allowInsecure: bool(env, "ALLOW_INSECURE_NON_LOOPBACK", false),
+    },
     query: {
       timeoutS: num(env, "QUERY_TIMEOUT_S", { default: 10, min: 0.1, max: 3600 }),
       maxRows: num(env, "QUERY_MAX_ROWS", { default: 100000, min: 1, integer: true }),
       cacheTtlH: num(env, "QUERY_CACHE_TTL_H", { default: 24, min: 0.001 }),
       cacheMaxBytes: num(env, "QUERY_CACHE_MAX_MB", { default: 1024, min: 1 }) * 1024 * 1024,
+      workMemMb: num(env, "QUERY_WORK_MEM_MB", { default: 16, min: 1, max: 4096 }),
+      tempFileMb: num(env, "QUERY_TEMP_FILE_MB", { default: 256, min: 0, max: 1048576 }),
+      maxMemoryMb: num(env, "QUERY_MAX_MEMORY_MB", { default: 256, min: 32, max: 1048576 }),
     },
     sandbox: {
       engine: oneOf(env, "SANDBOX_ENGINE", ["auto", "docker", "bwrap", "off"] as const, "auto"),

@@ -15,6 +15,10 @@ export interface TypeState {
   over: Set<string>;
   /** Why new data of this type is refused, when it is. */
   refused?: string;
+  /** When it was refused: a refusal is looked at again later (an operator may have made room). */
+  refusedAt?: number;
+  /** Refused for these devices' quota only: another device may still introduce the type. */
+  quotaDevices?: Set<string>;
 }
 
 /** What `SchemaCache` may create. */
@@ -25,12 +29,34 @@ export interface SchemaOptions {
   maxTypes: number;
   /** Most metrics of one sensor type before new ones are refused. */
   maxMetrics: number;
+  /** Most sensor types one device may introduce. */
+  maxTypesPerDevice: number;
+  /** A refused sensor type is looked at again after this long (default one minute). */
+  retryRefusedMs?: number;
 }
 
 const log = logger("ingest");
 // Serialises schema changes of every collector writing to one database.
 const SCHEMA_LOCK = 0x616d6232;
 const KEY_COLUMNS = new Set(["time", "sensor_id"]);
+/** A refused sensor type is looked at again after this long. */
+const RETRY_REFUSED_MS = 60_000;
+/** Refusals of sensor types are logged as errors at most this often (with a count between). */
+const LOUD_EVERY_MS = 10_000;
+let loudAt = 0;
+let quiet = 0;
+
+/** An error line that an operator must see, at most every `LOUD_EVERY_MS`. */
+function loud(message: string, fields: Record<string, unknown>): void {
+  const now = Date.now();
+  if (now - loudAt < LOUD_EVERY_MS) {
+    quiet++;
+    return;
+  }
+  loudAt = now;
+  log.error(message, { ...fields, ...(quiet > 0 ? { alsoRefusedSinceLast: quiet } : {}) });
+  quiet = 0;
+}
 
 /**
  * The tables, columns and `metrics` rows of the sensor types a writer has seen, created on
@@ -54,16 +80,22 @@ export class SchemaCache {
    * change made outside the lock collides. Known state is cached; `get()` tells the result.
    */
   async prepare(readings: ReadingMessage[]): Promise<void> {
-    const wanted = new Map<string, Set<string>>();
+    const wanted = new Map<string, Wanted>();
     for (const r of readings) {
-      let set = wanted.get(r.sensorType);
-      if (!set) wanted.set(r.sensorType, set = new Set());
-      for (const m in r.metrics) set.add(m);
+      let w = wanted.get(r.sensorType);
+      if (!w) wanted.set(r.sensorType, w = { metrics: new Set(), devices: new Set() });
+      for (const m in r.metrics) w.metrics.add(m);
+      w.devices.add(r.device);
     }
-    const pending = [...wanted].filter(([type, metrics]) => {
+    const now = Date.now();
+    const pending = [...wanted].filter(([type, { metrics, devices }]) => {
       const s = this.#types.get(type);
       if (!s) return true;
-      if (s.refused) return false;
+      if (s.refused) {
+        const retry = this.#opts.retryRefusedMs ?? RETRY_REFUSED_MS;
+        if (now - (s.refusedAt ?? 0) >= retry) return true;
+        return s.quotaDevices !== undefined && [...devices].some((d) => !s.quotaDevices!.has(d));
+      }
       for (const m of metrics) if (!s.ready.has(m) && !s.over.has(m)) return true;
       return false;
     });
@@ -90,27 +122,57 @@ export class SchemaCache {
     this.#types.clear();
   }
 
-  async #change(tx: Queryable, pending: [string, Set<string>][]): Promise<Map<string, TypeState>> {
-    const { columnar, maxTypes, maxMetrics } = this.#opts;
+  async #change(tx: Queryable, pending: [string, Wanted][]): Promise<Map<string, TypeState>> {
+    const { columnar, maxTypes, maxMetrics, maxTypesPerDevice } = this.#opts;
     await tx.query("select pg_advisory_xact_lock($1)", [SCHEMA_LOCK]);
     const staged = new Map<string, TypeState>();
     const [{ n }] = await tx.sql<{ n: number }>`
       select count(distinct sensor_type)::int as n from metrics`;
     let typeCount = n;
     let features: { timescale: boolean; reader: boolean } | undefined;
-    for (const [type, metrics] of pending) {
-      // A copy: the cache changes only once this transaction has committed.
-      const known = this.#types.get(type);
-      const state = known ? cloneState(known) : await this.#load(tx, type);
+    // Sensor types each device has introduced, loaded when a new type needs them.
+    let introduced: Map<string, number> | undefined;
+    for (const [type, { metrics, devices }] of pending) {
+      // Always loaded afresh: an operator may have removed the type or made room.
+      const state = await this.#load(tx, type);
       const table = `${type}_measurements`;
       if (state.all.size === 0 && !state.hasTable) {
         if (typeCount >= maxTypes) {
           state.refused = `sensor type "${type}" refused: the database already has ${typeCount} ` +
-            `sensor types, the most the collector creates`;
+            `sensor types, the most the collector creates (README: remove unused ones with ` +
+            `drop_sensor_type)`;
+          state.refusedAt = Date.now();
           staged.set(type, state);
-          log.warn("sensor type refused", { type, limit: maxTypes });
+          loud(
+            "new sensor type refused: the sensor type limit is reached; remove unused types " +
+              "with select drop_sensor_type('<type>') (README, MQTT contract)",
+            {
+              type,
+              devices: [...devices].slice(0, 5),
+              limit: maxTypes,
+            },
+          );
           continue;
         }
+        introduced ??= await loadIntroduced(tx);
+        const by = [...devices].sort().find((d) => (introduced!.get(d) ?? 0) < maxTypesPerDevice);
+        if (by === undefined) {
+          state.refused = `sensor type "${type}" refused: device ${
+            [...devices].sort()[0]
+          } has introduced ${maxTypesPerDevice} sensor types already, the most one device may`;
+          state.refusedAt = Date.now();
+          state.quotaDevices = new Set(devices);
+          staged.set(type, state);
+          loud("new sensor type refused: the device has introduced its quota of sensor types", {
+            type,
+            devices: [...devices].slice(0, 5),
+            quota: maxTypesPerDevice,
+          });
+          continue;
+        }
+        await tx.sql`insert into sensor_types (sensor_type, created_by) values (${type}, ${by})
+          on conflict (sensor_type) do nothing`;
+        introduced.set(by, (introduced.get(by) ?? 0) + 1);
         typeCount++;
       }
       if (columnar && !state.hasTable) {
@@ -165,8 +227,17 @@ export class SchemaCache {
   }
 }
 
-function cloneState(s: TypeState): TypeState {
-  return { ...s, ready: new Set(s.ready), all: new Set(s.all), over: new Set(s.over) };
+/** What one batch needs of a sensor type: its metrics and the devices that sent it. */
+interface Wanted {
+  metrics: Set<string>;
+  devices: Set<string>;
+}
+
+async function loadIntroduced(tx: Queryable): Promise<Map<string, number>> {
+  const rows = await tx.sql<{ device: string; n: number }>`
+    select created_by as device, count(*)::int as n from sensor_types
+    where created_by is not null group by created_by`;
+  return new Map(rows.map((r) => [r.device, Number(r.n)]));
 }
 
 async function loadFeatures(tx: Queryable): Promise<{ timescale: boolean; reader: boolean }> {

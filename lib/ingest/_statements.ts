@@ -2,6 +2,7 @@
 // sends them as array parameters expanded with `unnest()`, a handful of parameters per statement.
 import { ident } from "../db/ident.ts";
 import type { Queryable } from "../db/mod.ts";
+import { DEVICE_TEXT_MAX, deviceText } from "./device_text.ts";
 import type {
   CapabilitiesMessage,
   ErrorMessage,
@@ -115,7 +116,7 @@ export async function applyCapabilities(
       sensors.push({
         device: c.device,
         type,
-        location: typeof loc === "string" ? loc : null,
+        location: typeof loc === "string" ? deviceText(loc, DEVICE_TEXT_MAX.name) || null : null,
         meta: plain ? json(meta) : null,
       });
     }
@@ -151,16 +152,27 @@ export async function applyStatus(
       select from device_events e where e.device_id = u.id and e.kind = 'status' and e.time > u.t)`;
 }
 
+/** A reading that was not stored because another value is stored for its sensor and time. */
+export interface Conflict {
+  row: Row;
+  /** `conflicting duplicate …: stored co2 600, received co2 650 …` */
+  reason: string;
+}
+
 /**
  * Inserts the readings, one statement per sensor type for both layouts: the rows travel once as
  * one array parameter per column, feed the type's table and, one row per metric, `measurements`.
- * For one sensor and time the first message of the batch wins, in both layouts.
+ * For one sensor and time the first message of the batch wins, in both layouts. An identical
+ * repeat (replay, redelivery) is skipped silently; a reading with another value for a stored
+ * sensor and time comes back as a `Conflict`. The statement reports how many rows it inserted:
+ * only when some were skipped does a second query compare them with what is stored.
  */
 export async function insertReadings(
   tx: Queryable,
   rows: Row[],
   layouts: { columnar: boolean; flexible: boolean },
-): Promise<void> {
+): Promise<Conflict[]> {
+  const conflicts: Conflict[] = [];
   const byType = new Map<string, Row[]>();
   for (const r of rows) {
     const list = byType.get(r.msg.sensorType);
@@ -168,45 +180,127 @@ export async function insertReadings(
     else byType.set(r.msg.sensorType, [r]);
   }
   for (const [type, list] of byType) {
-    const seen = new Set<string>();
+    const first = new Map<string, Row>();
     const metrics = [...new Set(list.flatMap((r) => Object.keys(r.msg.metrics)))].sort();
     const times: string[] = [];
     const ids: number[] = [];
+    const sent: Row[] = [];
     const values: (number | null)[][] = metrics.map(() => []);
-    for (const { sensorId, msg } of list) {
+    let flexibleRows = 0;
+    for (const row of list) {
+      const { sensorId, msg } = row;
       const key = `${sensorId}:${msg.time.getTime()}.${msg.micros ?? 0}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
+      const earlier = first.get(key);
+      if (earlier) {
+        const diff = differences(earlier.msg.metrics, msg.metrics);
+        if (diff) conflicts.push({ row, reason: conflictReason(msg, sensorId, diff) });
+        continue;
+      }
+      first.set(key, row);
+      sent.push(row);
       times.push(readingTime(msg));
       ids.push(sensorId);
-      for (let i = 0; i < metrics.length; i++) values[i].push(msg.metrics[metrics[i]] ?? null);
+      for (let i = 0; i < metrics.length; i++) {
+        const v = msg.metrics[metrics[i]] ?? null;
+        values[i].push(v);
+        if (v !== null) flexibleRows++;
+      }
     }
     const table = ident(`${type}_measurements`);
     const cols = metrics.map((m) => ident(m));
-    const q = new Statement();
-    // Sent as text: a timestamptz parameter would be cut to milliseconds by the client.
-    q.text("with u as (select * from unnest(").param(times).text("::text[]::timestamptz[], ")
-      .param(ids).text("::int[]");
-    for (const v of values) q.text(", ").param(v).text("::float8[]");
-    q.text(") as u (time, sensor_id, ").param(cols).text("))");
+    const unnest = (q: Statement) => {
+      // Sent as text: a timestamptz parameter would be cut to milliseconds by the client.
+      q.text("unnest(").param(times).text("::text[]::timestamptz[], ").param(ids).text("::int[]");
+      for (const v of values) q.text(", ").param(v).text("::float8[]");
+      return q.text(")");
+    };
+    const q = unnest(new Statement().text("with u as (select * from "));
+    q.text(" as u (time, sensor_id, ").param(cols).text("))");
     if (layouts.columnar) {
-      q.text(layouts.flexible ? ", c as (" : " ");
-      q.text("insert into ").param(table).text(" (time, sensor_id, ").param(cols)
-        .text(") select * from u on conflict do nothing");
-      q.text(layouts.flexible ? ") " : "");
+      q.text(", c as (insert into ").param(table).text(" (time, sensor_id, ").param(cols)
+        .text(") select * from u on conflict do nothing returning 1)");
     }
     if (layouts.flexible) {
       q.text(
-        "insert into measurements (time, sensor_id, metric_type, value) " +
+        ", f as (insert into measurements (time, sensor_id, metric_type, value) " +
           "select u.time, u.sensor_id, m.metric_type, m.value from u cross join lateral (values ",
       );
       metrics.forEach((m, i) => {
         q.text(i === 0 ? "(" : ", (").param(m).text("::text, u.").param(cols[i]).text(")");
       });
-      q.text(") as m (metric_type, value) where m.value is not null on conflict do nothing");
+      q.text(
+        ") as m (metric_type, value) where m.value is not null on conflict do nothing " +
+          "returning 1)",
+      );
     }
-    await q.run(tx);
+    q.text(layouts.columnar ? " select (select count(*) from c)::int as c" : " select 0 as c");
+    q.text(layouts.flexible ? ", (select count(*) from f)::int as f" : ", 0 as f");
+    const [done] = await q.run<{ c: number; f: number }>(tx);
+    const skipped = layouts.columnar ? Number(done.c) < sent.length : Number(done.f) < flexibleRows;
+    if (!skipped) continue;
+    // Some rows were already stored: those with other values are conflicts. (Rows inserted by
+    // the statement above are visible now and equal to what was sent.)
+    const c = new Statement().text("select (u.i - 1)::int as i");
+    if (layouts.columnar) {
+      cols.forEach((col, n) => c.text(`, t.`).param(col).text(` as s${n}`));
+      unnest(c.text(" from ")).text(" with ordinality as u (time, sensor_id, ").param(cols)
+        .text(", i) join ").param(table)
+        .text(" t on t.sensor_id = u.sensor_id and t.time = u.time where false");
+      cols.forEach((col) => {
+        c.text(" or (u.").param(col).text(" is not null and t.").param(col)
+          .text(" is distinct from u.").param(col).text(")");
+      });
+      for (const r of await c.run<Record<string, unknown> & { i: number }>(tx)) {
+        const row = sent[r.i];
+        const stored = Object.fromEntries(metrics.map((m, n) => [m, r[`s${n}`] as number | null]));
+        const diff = differences(stored, row.msg.metrics);
+        if (diff) conflicts.push({ row, reason: conflictReason(row.msg, row.sensorId, diff) });
+      }
+    } else {
+      const found = await tx.sql<{ i: number; metric: string; stored: number }>`
+        select (u.i - 1)::int as i, m.metric_type as metric, m.value as stored
+        from unnest(${times}::text[]::timestamptz[], ${ids}::int[]) with ordinality as u(t, s, i)
+        join measurements m on m.sensor_id = u.s and m.time = u.t
+        where m.metric_type = any(${metrics}::text[])`;
+      const storedOf = new Map<number, Record<string, number>>();
+      for (const f of found) {
+        const rec = storedOf.get(f.i) ?? {};
+        rec[f.metric] = Number(f.stored);
+        storedOf.set(f.i, rec);
+      }
+      for (const [i, stored] of storedOf) {
+        const row = sent[i];
+        const diff = differences(stored, row.msg.metrics, false);
+        if (diff) conflicts.push({ row, reason: conflictReason(row.msg, row.sensorId, diff) });
+      }
+    }
   }
+  return conflicts;
+}
+
+/**
+ * The metrics of `received` that differ from `stored` ("co2: stored 600, received 650"), or
+ * undefined when the reading adds nothing new. `missingConflicts`: a metric stored as NULL (or
+ * absent) while one was received counts too (the columnar row keeps its NULL).
+ */
+function differences(
+  stored: Record<string, number | null>,
+  received: Record<string, number>,
+  missingConflicts = true,
+): string | undefined {
+  const parts: string[] = [];
+  for (const [m, v] of Object.entries(received)) {
+    const old = stored[m];
+    if (old === undefined || old === null) {
+      if (missingConflicts) parts.push(`${m}: stored none, received ${v}`);
+    } else if (old !== v) parts.push(`${m}: stored ${old}, received ${v}`);
+  }
+  return parts.length > 0 ? parts.join("; ") : undefined;
+}
+
+function conflictReason(msg: ReadingMessage, sensorId: number, diff: string): string {
+  return `conflicting duplicate: sensor ${sensorId} already has a reading at ` +
+    `${readingTime(msg)} (${diff}); the stored value is kept`;
 }
 
 /**
@@ -228,10 +322,10 @@ class Statement {
     return this;
   }
 
-  run(tx: Queryable): Promise<unknown> {
+  run<T = Record<string, unknown>>(tx: Queryable): Promise<T[]> {
     const strings = [...this.#strings];
     const template = Object.assign(strings, { raw: [...strings] });
-    return tx.sql(template as unknown as TemplateStringsArray, ...this.#values);
+    return tx.sql<T>(template as unknown as TemplateStringsArray, ...this.#values);
   }
 }
 

@@ -43,6 +43,13 @@ export interface BatchWriterOptions {
    */
   maxSensorTypes?: number;
   /**
+   * Most sensor types one device may introduce, so that one misbehaving device cannot use up
+   * `maxSensorTypes` for everyone. Default 10.
+   */
+  maxSensorTypesPerDevice?: number;
+  /** A refused sensor type is looked at again after this long, in ms (default one minute). */
+  retryRefusedMs?: number;
+  /**
    * Most metrics (columns) one sensor type may have before new ones are refused, far below
    * PostgreSQL's 1600-column limit. Default 100.
    */
@@ -80,6 +87,8 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
     columnar,
     maxTypes: opts.maxSensorTypes ?? 100,
     maxMetrics: opts.maxMetricsPerType ?? 100,
+    maxTypesPerDevice: opts.maxSensorTypesPerDevice ?? 10,
+    retryRefusedMs: opts.retryRefusedMs,
   });
   const sensorIds = new Map<string, number>();
 
@@ -180,10 +189,13 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
       if (caps.length > 0) await applyCapabilities(tx, caps, staged);
       if (status.size > 0) await applyStatus(tx, status);
       const rows = await resolveSensors(tx, limited.kept, staged);
-      await insertReadings(tx, rows, { columnar, flexible });
+      const conflicts = await insertReadings(tx, rows, { columnar, flexible });
       await touchSensors(tx, rows);
       await insertEvents(tx, events);
-      await insertRejected(tx, rejected);
+      await insertRejected(tx, [
+        ...rejected,
+        ...conflicts.map((c) => refusal(c.row.msg, c.reason)),
+      ]);
     });
     for (const [k, v] of staged) sensorIds.set(k, v);
   };

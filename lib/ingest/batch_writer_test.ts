@@ -439,7 +439,7 @@ Deno.test("createBatchWriter() refuses sensor types and metrics beyond its limit
   assertEquals(reasons, [
     `metrics "b" refused: sensor type "scd30" already has 4 metrics, the most the collector creates`,
     `sensor type "sht31" refused: the database already has 3 sensor types, the most the collector ` +
-    `creates`,
+    `creates (README: remove unused ones with drop_sensor_type)`,
   ]);
 });
 

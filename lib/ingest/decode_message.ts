@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { isValidIdent } from "../db/ident.ts";
 import { errorText } from "./_error_text.ts";
+import { cutJsonStrings, cutText, DEVICE_TEXT_MAX, deviceText } from "./device_text.ts";
 import { parseTopic, quote, toSensorType } from "./parse_topic.ts";
 import type {
   CapabilitiesMessage,
@@ -97,9 +98,15 @@ function decode(msg: RawMessage): Decoded {
       if (parsed.ok) {
         const clean = cleanJson(parsed.value);
         if (!clean.ok) return reject(msg, clean.reason);
-        return { kind: "error", device, time, payload: clean.value };
+        const payload = cutJsonStrings(clean.value, DEVICE_TEXT_MAX.error);
+        return { kind: "error", device, time, payload };
       }
-      return { kind: "error", device, time, payload: cleanText(text) };
+      return {
+        kind: "error",
+        device,
+        time,
+        payload: cutText(cleanText(text), DEVICE_TEXT_MAX.error),
+      };
     }
   }
 }
@@ -236,20 +243,24 @@ function decodeCapabilities(
     } catch {
       // Not a sensor type: kept under its own name.
     }
-    metadata[type] = value;
+    metadata[cutText(type, DEVICE_TEXT_MAX.metadata)] = cutJsonStrings(
+      value,
+      DEVICE_TEXT_MAX.metadata,
+    );
   }
-  const opt = (v: string | number | null | undefined) =>
-    v === null || v === undefined ? undefined : String(v);
+  // Device text is bounded and kept to one line here; answers neutralise it again when shown.
+  const opt = (v: string | number | null | undefined, max: number = DEVICE_TEXT_MAX.name) =>
+    v === null || v === undefined ? undefined : deviceText(String(v), max) || undefined;
   return {
     kind: "capabilities",
     device,
     time,
     deviceName: opt(caps.device_name),
-    firmwareVersion: opt(caps.firmware_version),
+    firmwareVersion: opt(caps.firmware_version, DEVICE_TEXT_MAX.firmware),
     location: opt(caps.device_location),
     sensors,
     metadata,
-    payload: clean.value,
+    payload: cutJsonStrings(clean.value, DEVICE_TEXT_MAX.metadata),
   };
 }
 

@@ -1,10 +1,29 @@
 import { createServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import { Aedes } from "aedes";
+import { logger } from "../log/mod.ts";
+import {
+  BrokerAccess,
+  type Identity,
+  parseDeviceCredentials,
+  RetainedBudget,
+} from "./_broker_access.ts";
+import { packetGate } from "./_packet_gate.ts";
+
+const log = logger("mqtt");
+
+/** Largest MQTT packet accepted: a 64 KiB payload (the collector's limit) plus topic and header. */
+export const MAX_PACKET_BYTES = 65_536 + 1024;
 
 /** A running in-process MQTT broker. */
 export interface EmbeddedBroker {
-  /** Where clients connect, e.g. `mqtt://127.0.0.1:1883`. */
+  /** Where clients connect, e.g. `mqtt://127.0.0.1:1883` (`mqtts://…` with TLS). */
   readonly url: string;
+  /**
+   * Where clients of this process connect: `url`, or with TLS a plain listener on a free
+   * loopback port (same accounts and rules), so that no certificate has to be trusted.
+   */
+  readonly localUrl: string;
   /** The port actually bound (useful when 0 was asked for). */
   readonly port: number;
   /** Disconnects every client and stops listening (idempotent). */
@@ -17,6 +36,70 @@ export interface EmbeddedBrokerOptions {
   host: string;
   /** TCP port; 0 picks a free one. */
   port: number;
+  /** The service account (`MQTT_USERNAME`/`MQTT_PASSWORD`): collector, simulator. */
+  username?: string;
+  password?: string;
+  /** File of per-device accounts, `device_id:password` per line (`MQTT_DEVICE_CREDENTIALS_FILE`). */
+  deviceCredentialsFile?: string;
+  /** PEM certificate and key files: the listener speaks TLS (`mqtts`). */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  /** Accept a non-loopback `host` without accounts (`ALLOW_INSECURE_NON_LOOPBACK`). */
+  allowInsecure?: boolean;
+  /** Client ids only the service account may use (the collector's `MQTT_CLIENT_ID`). */
+  reservedClientIds?: string[];
+  /** Largest packet accepted, in bytes (default `MAX_PACKET_BYTES`). */
+  maxPacketBytes?: number;
+  /** Retained messages kept at most: topics and payload bytes (default 10,000 and 16 MiB). */
+  maxRetained?: number;
+  maxRetainedBytes?: number;
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+async function loadAccess(opts: EmbeddedBrokerOptions): Promise<BrokerAccess> {
+  if ((opts.username === undefined) !== (opts.password === undefined)) {
+    throw new Error("MQTT_USERNAME and MQTT_PASSWORD must be set together");
+  }
+  let devices = new Map<string, string>();
+  if (opts.deviceCredentialsFile) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(opts.deviceCredentialsFile);
+    } catch (err) {
+      throw new Error(
+        `MQTT_DEVICE_CREDENTIALS_FILE cannot be read (${opts.deviceCredentialsFile}): ${
+          (err as Error).message
+        }`,
+      );
+    }
+    devices = parseDeviceCredentials(text, "MQTT_DEVICE_CREDENTIALS_FILE");
+    if (devices.size > 0 && opts.username === undefined) {
+      throw new Error(
+        "MQTT_DEVICE_CREDENTIALS_FILE needs MQTT_USERNAME and MQTT_PASSWORD too: the collector " +
+          "logs in with them",
+      );
+    }
+  }
+  const service = opts.username !== undefined
+    ? { username: opts.username, password: opts.password! }
+    : undefined;
+  if (service && devices.has(service.username)) {
+    throw new Error(
+      `MQTT_USERNAME "${service.username}" is also a device in MQTT_DEVICE_CREDENTIALS_FILE`,
+    );
+  }
+  const access = new BrokerAccess({ service, devices }, opts.reservedClientIds);
+  if (!access.required && !isLoopbackHost(opts.host) && !opts.allowInsecure) {
+    throw new Error(
+      `MQTT_LISTEN is "${opts.host}:${opts.port}", which is reachable from other machines: set ` +
+        "MQTT_USERNAME and MQTT_PASSWORD (and per device MQTT_DEVICE_CREDENTIALS_FILE), or " +
+        "ALLOW_INSECURE_NON_LOOPBACK=true to accept the risk",
+    );
+  }
+  return access;
 }
 
 /**
@@ -26,22 +109,99 @@ export interface EmbeddedBrokerOptions {
  * Shared subscriptions (`$share/…`) are not supported by aedes.
  */
 export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
-  const aedes = await Aedes.createBroker({ heartbeatInterval: 60_000 });
+  const access = await loadAccess(opts);
+  let tls: { cert: string; key: string } | undefined;
+  if (opts.tlsCertFile || opts.tlsKeyFile) {
+    if (!opts.tlsCertFile || !opts.tlsKeyFile) {
+      throw new Error("MQTT_TLS_CERT_FILE and MQTT_TLS_KEY_FILE must be set together");
+    }
+    try {
+      tls = {
+        cert: await Deno.readTextFile(opts.tlsCertFile),
+        key: await Deno.readTextFile(opts.tlsKeyFile),
+      };
+    } catch (err) {
+      throw new Error(`The MQTT TLS certificate or key cannot be read: ${(err as Error).message}`);
+    }
+  }
+  const maxPacket = opts.maxPacketBytes ?? MAX_PACKET_BYTES;
+  const retained = new RetainedBudget({
+    maxTopics: opts.maxRetained ?? 10_000,
+    maxBytes: opts.maxRetainedBytes ?? 16 * 1024 * 1024,
+  });
+  const identities = new WeakMap<object, Identity>();
+  let retainWarned = 0;
+  const aedes = await Aedes.createBroker({
+    heartbeatInterval: 60_000,
+    maxClientsIdLength: 128,
+    authenticate(client, username, password, done) {
+      const who = access.authenticate(client.id, username, password);
+      if (typeof who === "string") {
+        log.warn("MQTT client refused", { clientId: client.id.slice(0, 64), reason: who });
+        const err = Object.assign(new Error(who), { returnCode: who.startsWith("bad") ? 4 : 5 });
+        return done(err as never, false);
+      }
+      identities.set(client, who);
+      done(null, true);
+    },
+    authorizePublish(client, packet, done) {
+      // Wills of clients this broker does not know (other brokers' persistence) have no client.
+      const who = client ? identities.get(client) : undefined;
+      const denied = access.publishDenied(who, packet.topic);
+      if (denied) {
+        log.warn("MQTT publish refused", { clientId: client?.id.slice(0, 64), reason: denied });
+        return done(new Error(denied));
+      }
+      if (packet.retain && !retained.admit(packet.topic, packet.payload.length)) {
+        // Delivered, not kept: retained only where the contract uses it, within the caps.
+        packet.retain = false;
+        if (Date.now() - retainWarned > 60_000) {
+          retainWarned = Date.now();
+          log.warn("retained message not kept", {
+            topic: packet.topic.slice(0, 200),
+            ...retained.usage,
+          });
+        }
+      }
+      done(null);
+    },
+    authorizeSubscribe(client, sub, done) {
+      if (access.maySubscribe(identities.get(client), sub.topic)) return done(null, sub);
+      log.warn("MQTT subscription refused", {
+        clientId: client.id.slice(0, 64),
+        topic: sub.topic.slice(0, 200),
+      });
+      done(null, null as never);
+    },
+  });
   const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
+  const handle = (socket: Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    aedes.handle(socket);
-  });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(opts.port, opts.host, () => {
-        server.off("error", reject);
+    const where = `${socket.remoteAddress}:${socket.remotePort}`;
+    aedes.handle(packetGate(socket, maxPacket, (announced) => {
+      log.warn("MQTT packet over the size limit: connection closed", {
+        client: where,
+        bytes: announced,
+        limit: maxPacket,
+      });
+    }));
+  };
+  const server: Server = tls ? createTlsServer(tls, handle) : createServer(handle);
+  const local: Server | undefined = tls ? createServer(handle) : undefined;
+  const listen = (srv: Server, port: number, host: string) =>
+    new Promise<void>((resolve, reject) => {
+      srv.once("error", reject);
+      srv.listen(port, host, () => {
+        srv.off("error", reject);
         resolve();
       });
     });
+  try {
+    await listen(server, opts.port, opts.host);
+    if (local) await listen(local, 0, "127.0.0.1");
   } catch (err) {
+    if (server.listening) server.close();
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
     const code = (err as { code?: string }).code;
     const why = code === "EADDRINUSE"
@@ -59,12 +219,21 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     ? `[${opts.host}]`
     : opts.host;
   let closing: Promise<void> | undefined;
+  const url = `${tls ? "mqtts" : "mqtt"}://${urlHost}:${port}`;
+  const localAddress = local?.address();
   return {
-    url: `mqtt://${urlHost}:${port}`,
+    url,
+    localUrl: localAddress && typeof localAddress === "object"
+      ? `mqtt://127.0.0.1:${localAddress.port}`
+      : url,
     port,
     close() {
       closing ??= (async () => {
-        const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+        const serverClosed = Promise.all(
+          [server, ...(local ? [local] : [])].map((srv) =>
+            new Promise<void>((resolve) => srv.close(() => resolve()))
+          ),
+        );
         await new Promise<void>((resolve) => aedes.close(() => resolve()));
         // Clients that never completed CONNECT are not known to aedes; end their sockets too.
         for (const s of sockets) s.destroy();

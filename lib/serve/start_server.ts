@@ -279,14 +279,20 @@ async function start(
     let mqttUrl = config.collector.mqtt.url;
     if (!mqttUrl) {
       try {
-        broker = await startEmbeddedBroker(config.mqttListen);
+        broker = await startEmbeddedBroker({
+          ...config.mqttListen,
+          ...config.mqttBroker,
+          username: config.collector.mqtt.username,
+          password: config.collector.mqtt.password,
+          reservedClientIds: [config.collector.mqtt.clientId],
+        });
       } catch (error) {
         // The broker's message names the address and what to do (MQTT_LISTEN / MQTT_URL).
         throw new StartupError((error as Error).message, { cause: error });
       }
       const b = broker;
       closers.push({ name: "MQTT broker", order: ORDER.broker, fn: () => b.close() });
-      mqttUrl = b.url;
+      mqttUrl = b.localUrl;
     }
     const c = await startCollector(db, {
       ...config.collector,

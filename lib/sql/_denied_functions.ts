@@ -37,6 +37,7 @@ const EXACT = new Map<string, string>(Object.entries({
   brin_summarize_range: "changes an index",
   brin_desummarize_range: "changes an index",
   lowrite: "accesses large objects",
+  drop_sensor_type: "removes a sensor type and its data",
   // Run arbitrary SQL given as text.
   query_to_xml: "runs SQL given as text",
   query_to_xmlschema: "runs SQL given as text",
@@ -75,6 +76,7 @@ const EXACT = new Map<string, string>(Object.entries({
 
 const PREFIXES: [string, string][] = [
   ["pg_sleep", "makes the server wait"],
+  ["pg_control_", "reveals the server's control file (system identifier, WAL positions)"],
   ["pg_read_file", "reads server files"],
   ["pg_read_binary_file", "reads server files"],
   ["pg_rotate_logfile", "rotates the server log"],

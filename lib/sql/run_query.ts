@@ -4,6 +4,12 @@ import { lineColumn } from "./_line_column.ts";
 import { type Cell, normalizeValue } from "./normalize_value.ts";
 import { QueryFailed } from "./query_failed.ts";
 import { QuerySlots } from "./_query_slots.ts";
+import {
+  DEFAULT_LIMITS,
+  limitStatements,
+  type ResourceLimits,
+  watchMemory,
+} from "./_resource_limits.ts";
 import { SqlRefused } from "./sql_refused.ts";
 import { typeName } from "./type_name.ts";
 
@@ -15,6 +21,8 @@ export interface RunQueryOptions {
   maxRows: number;
   /** Approximate bytes of cell data kept at most; more set `truncated`. */
   maxBytes: number;
+  /** Memory and temporary-file bounds on the database side (default `DEFAULT_LIMITS`). */
+  limits?: Partial<ResourceLimits>;
 }
 
 /**
@@ -125,16 +133,25 @@ async function runGuarded(
   // is looser, so the byte cap below normally decides and reports a truncation.
   const wrap = cursorQuery(Math.ceil(opts.maxBytes * 1.5) + 65_536);
   const prefix = guarded.kind === "select" ? wrap.head : "";
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const bounds = await limitStatements(db, limits);
   let result: QueryRows | undefined;
+  let overMemory = false;
   try {
     await db.transaction(async (tx) => {
       await tx.exec(
         "set transaction read only; set local standard_conforming_strings = on; " +
-          "set local cursor_tuple_fraction = 1; set local role sensor_reader",
+          `set local cursor_tuple_fraction = 1; ${bounds}; set local role sensor_reader`,
       );
-      const read = guarded.kind === "select"
-        ? await readCursor(tx, prefix + guarded.text + wrap.tail, opts, started)
-        : await readDirect(tx, guarded.text, opts);
+      const watch = await watchMemory(db, tx, limits.maxMemoryMb);
+      let read: Read;
+      try {
+        read = guarded.kind === "select"
+          ? await readCursor(tx, prefix + guarded.text + wrap.tail, opts, started)
+          : await readDirect(tx, guarded.text, opts);
+      } finally {
+        overMemory = await watch.stop();
+      }
       const columns = read.columns ?? await describeColumns(tx, read.fields);
       result = {
         kind: guarded.kind,
@@ -146,7 +163,16 @@ async function runGuarded(
       throw ROLLBACK;
     }, { timeoutMs: opts.timeoutMs });
   } catch (error) {
-    if (error !== ROLLBACK) throw translate(error, sql, prefix.length - guarded.offset);
+    if (overMemory && error !== ROLLBACK) {
+      throw new QueryFailed(
+        `The query used more than ${limits.maxMemoryMb} MB of memory on the database server and was stopped (values that grow without bound, e.g. a recursive CTE doubling a text or JSON value, or huge aggregates). Bound the recursion (WHERE depth < n), aggregate less per row or select less.`,
+        "53200",
+        { cause: error },
+      );
+    }
+    if (error !== ROLLBACK) {
+      throw translate(error, sql, prefix.length - guarded.offset, limits);
+    }
   }
   return result!;
 }
@@ -299,7 +325,12 @@ async function describeColumns(tx: Queryable, fields: Field[]): Promise<QueryCol
 }
 
 /** PostgreSQL errors become `QueryFailed` with a position in the user's own SQL. */
-function translate(error: unknown, sql: string, shift: number): unknown {
+function translate(
+  error: unknown,
+  sql: string,
+  shift: number,
+  limits: ResourceLimits,
+): unknown {
   if (error instanceof QueryTimeout || error instanceof SqlRefused) return error;
   const e = error as {
     code?: unknown;
@@ -318,7 +349,9 @@ function translate(error: unknown, sql: string, shift: number): unknown {
   const parts = [head];
   if (typeof e.detail === "string" && e.detail) parts.push(`Detail: ${e.detail}`);
   if (typeof e.hint === "string" && e.hint) parts.push(`Hint: ${e.hint}`);
-  const advice = ADVICE[e.code] ?? ADVICE[e.code.slice(0, 2)];
+  const advice = e.code === "53400" && /temp_file_limit/.test(String(e.message))
+    ? `The query needed more than the ${limits.tempFileMb} MB of temporary disk space allowed per query (large sorts, hashes or recursive CTEs spill to disk): filter by time, aggregate (date_bin, avg) or add LIMIT.`
+    : ADVICE[e.code] ?? ADVICE[e.code.slice(0, 2)];
   if (advice) parts.push(advice);
   const text = parts.map((p) => p.replace(/\.$/, "")).join(". ") + ".";
   return new QueryFailed(text, e.code, { cause: error });

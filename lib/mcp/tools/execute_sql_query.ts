@@ -54,7 +54,9 @@ export const ExecuteSqlQueryOutput = {
 
 /** Registers `execute_sql_query`: one read-only SELECT, saved as CSV, with a preview. */
 export function registerExecuteSqlQueryTool(server: McpServer, deps: ToolDeps): void {
-  const { timeoutS, maxRows, cacheTtlH, cacheMaxBytes } = deps.config.query;
+  const { timeoutS, maxRows, cacheTtlH, cacheMaxBytes, workMemMb, tempFileMb, maxMemoryMb } =
+    deps.config.query;
+  const limits = { workMemMb, tempFileMb, maxMemoryMb };
   const maxBytes = Math.min(MAX_RESULT_BYTES, cacheMaxBytes);
   server.registerTool("execute_sql_query", {
     title: "Run a read-only SQL query",
@@ -78,7 +80,12 @@ export function registerExecuteSqlQueryTool(server: McpServer, deps: ToolDeps): 
   }, async ({ sql }: { sql: string }) => {
     let res: QueryRows;
     try {
-      res = await runQuery(deps.db, sql, { timeoutMs: timeoutS * 1000, maxRows, maxBytes });
+      res = await runQuery(deps.db, sql, {
+        timeoutMs: timeoutS * 1000,
+        maxRows,
+        maxBytes,
+        limits,
+      });
     } catch (error) {
       return errorResult(queryErrorText(error, timeoutS));
     }

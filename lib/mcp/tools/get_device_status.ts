@@ -4,6 +4,9 @@ import { type DeviceStatus, loadDeviceStatus } from "../../monitor/mod.ts";
 import { formatAge } from "../../readings/mod.ts";
 import type { ToolDeps } from "../deps.ts";
 import { databaseErrorResult, errorResult } from "./_error_result.ts";
+import { DEVICE_TEXT_NOTE, deviceField, quoteDevice } from "./_device_text.ts";
+import { capNote, LIST_CAP } from "./_cap_list.ts";
+import { DEVICE_TEXT_MAX } from "../../ingest/device_text.ts";
 
 /** Input of `get_device_status`. */
 export const GetDeviceStatusInput = {
@@ -90,14 +93,32 @@ export function registerGetDeviceStatusTool(server: McpServer, deps: ToolDeps): 
         );
       }
     }
+    // At most LIST_CAP devices; silent and offline ones first, so no outage is cut off.
+    const total = devices.length;
+    if (total > LIST_CAP) {
+      const rank = (d: DeviceStatus) => d.health === "online" ? 1 : 0;
+      devices = [...devices].sort((a, b) => rank(a) - rank(b)).slice(0, LIST_CAP);
+    }
     const out = devices.map(toOutput);
+    let text = formatStatus(out, thresholdS);
+    if (total > out.length) {
+      const n = (h: string) => all.filter((d) => d.health === h).length;
+      text += "\n" + capNote({
+        shown: out.length,
+        total,
+        noun: `devices (all: ${n("online")} online, ${n("silent")} silent, ${
+          n("offline")
+        } offline; silent and offline listed first)`,
+        hint: "pass device (its id or name) for one device",
+      });
+    }
     return {
       structuredContent: {
         checked_at: now.toISOString(),
         inactivity_threshold_s: thresholdS,
         devices: out,
       },
-      content: [{ type: "text", text: formatStatus(out, thresholdS) }],
+      content: [{ type: "text", text }],
     };
   });
 }
@@ -105,11 +126,11 @@ export function registerGetDeviceStatusTool(server: McpServer, deps: ToolDeps): 
 function toOutput(d: DeviceStatus): DeviceOut {
   return {
     device_id: d.deviceId,
-    name: d.name,
-    location: d.location,
-    firmware_version: d.firmwareVersion,
+    name: deviceField(d.name),
+    location: deviceField(d.location),
+    firmware_version: deviceField(d.firmwareVersion, DEVICE_TEXT_MAX.firmware),
     health: d.health,
-    reported_status: d.reportedStatus,
+    reported_status: deviceField(d.reportedStatus, DEVICE_TEXT_MAX.firmware),
     last_seen: d.lastSeen?.toISOString() ?? null,
     quiet_for_s: d.quietForS,
     alert: d.alert
@@ -123,7 +144,7 @@ function toOutput(d: DeviceStatus): DeviceOut {
       : null,
     recent_errors: d.recentErrors.map((e) => ({
       time: e.time.toISOString(),
-      message: e.message,
+      message: deviceField(e.message, DEVICE_TEXT_MAX.error) ?? "",
     })),
     errors_last_24h: d.errorsLast24h,
   };
@@ -136,15 +157,16 @@ function formatStatus(devices: DeviceOut[], thresholdS: number): string {
   const count = (h: string) => devices.filter((d) => d.health === h).length;
   const lines = [
     `${devices.length} device(s): ${count("online")} online, ${count("silent")} silent, ` +
-    `${count("offline")} offline (silent = nothing received for over ${thresholdS} s).`,
+    `${count("offline")} offline (silent = nothing received for over ${thresholdS} s; ` +
+    `${DEVICE_TEXT_NOTE}).`,
   ];
   for (const d of devices) {
-    const name = d.name && d.name !== d.device_id ? ` "${d.name}"` : "";
-    const where = d.location ? ` in ${d.location}` : "";
+    const name = d.name && d.name !== d.device_id ? ` named ${quoteDevice(d.name)}` : "";
+    const where = d.location ? ` in ${quoteDevice(d.location)}` : "";
     const seen = d.last_seen
       ? `last seen ${d.last_seen} (${formatAge(d.quiet_for_s ?? 0)})`
       : "never seen";
-    const fw = d.firmware_version ? `, firmware ${d.firmware_version}` : "";
+    const fw = d.firmware_version ? `, firmware ${quoteDevice(d.firmware_version)}` : "";
     lines.push(`- ${d.device_id}${name}${where}: ${d.health.toUpperCase()}, ${seen}${fw}`);
     if (d.alert && d.alert.state !== "online") {
       const a = d.alert;
@@ -159,7 +181,7 @@ function formatStatus(devices: DeviceOut[], thresholdS: number): string {
     }
     if (d.recent_errors.length > 0) {
       lines.push(`  errors (${d.errors_last_24h} in the last 24 h), newest first:`);
-      for (const e of d.recent_errors) lines.push(`    ${e.time}: ${e.message}`);
+      for (const e of d.recent_errors) lines.push(`    ${e.time}: ${quoteDevice(e.message, 300)}`);
     }
   }
   return lines.join("\n");

@@ -2,6 +2,8 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import type { ToolDeps } from "../deps.ts";
 import { errorResult } from "./_error_result.ts";
+import { DEVICE_TEXT_NOTE, deviceField, quoteDevice } from "./_device_text.ts";
+import { capNote, LIST_CAP } from "./_cap_list.ts";
 import {
   formatAge,
   formatValue,
@@ -65,10 +67,18 @@ export function registerGetLatestReadingsTool(server: McpServer, deps: ToolDeps)
       }
       throw error;
     }
-    const readings = result.readings.map((r) => ({
+    // At most LIST_CAP sensors (in the order given), so thousands of devices stay one answer.
+    const shownSensors = new Set<number>();
+    for (const r of result.readings) {
+      if (shownSensors.size >= LIST_CAP) break;
+      shownSensors.add(r.sensorId);
+    }
+    const kept = result.readings.filter((r) => shownSensors.has(r.sensorId));
+    const reporting = new Set(result.readings.map((r) => r.sensorId)).size;
+    const readings = kept.map((r) => ({
       device_id: r.deviceId,
-      device_name: r.deviceName,
-      location: r.location,
+      device_name: deviceField(r.deviceName),
+      location: deviceField(r.location),
       sensor_id: r.sensorId,
       sensor_type: r.sensorType,
       metric: r.metric,
@@ -81,7 +91,15 @@ export function registerGetLatestReadingsTool(server: McpServer, deps: ToolDeps)
     return {
       content: [{
         type: "text",
-        text: describe(result.sensors.length, result.readings, staleAfterS),
+        text: describe(result.sensors.length, kept, staleAfterS, reporting) +
+          (kept.length < result.readings.length
+            ? "\n" + capNote({
+              shown: shownSensors.size,
+              total: reporting,
+              noun: "sensors with readings",
+              hint: "filter by device or location",
+            })
+            : ""),
       }],
       structuredContent: { readings },
     };
@@ -90,16 +108,25 @@ export function registerGetLatestReadingsTool(server: McpServer, deps: ToolDeps)
 
 const LABELS: Record<string, string> = { co2: "CO2" };
 
-function describe(sensorCount: number, readings: LatestReading[], staleAfterS: number): string {
+function describe(
+  sensorCount: number,
+  readings: LatestReading[],
+  staleAfterS: number,
+  withReadings?: number,
+): string {
   if (sensorCount === 0) {
     return "No sensors are registered yet: devices appear once they publish over MQTT.";
   }
   const bySensor = new Map<number, LatestReading[]>();
   for (const r of readings) bySensor.set(r.sensorId, [...(bySensor.get(r.sensorId) ?? []), r]);
-  const lines = [`Latest readings of ${bySensor.size} of ${sensorCount} matching sensors:`];
+  const lines = [
+    `Latest readings of ${bySensor.size} of ${sensorCount} matching sensors (${DEVICE_TEXT_NOTE}):`,
+  ];
   for (const rs of bySensor.values()) {
     const s = rs[0];
-    const name = s.deviceName && s.deviceName !== s.deviceId ? ` "${s.deviceName}"` : "";
+    const name = s.deviceName && s.deviceName !== s.deviceId
+      ? ` named ${quoteDevice(s.deviceName)}`
+      : "";
     const newest = rs.reduce((a, b) => (b.time > a.time ? b : a));
     const sameTime = rs.every((r) => Math.abs(r.time.getTime() - newest.time.getTime()) < 1000);
     const values = rs.map((r) => {
@@ -107,14 +134,16 @@ function describe(sensorCount: number, readings: LatestReading[], staleAfterS: n
       return sameTime ? v : `${v} (${formatAge(r.ageS)})`;
     });
     lines.push(
-      `- ${s.deviceId}${name}${s.location ? `, ${s.location}` : ""}, ${s.sensorType} ` +
+      `- ${s.deviceId}${name}${s.location ? `, at ${quoteDevice(s.location)}` : ""}, ` +
+        `${s.sensorType} ` +
         `(sensor ${s.sensorId}): ${values.join(", ")}, ${formatAge(newest.ageS)} ` +
         `(${newest.time.toISOString()})` +
         (newest.ageS > staleAfterS ? " — stale: the device may be silent" : ""),
     );
   }
-  if (bySensor.size < sensorCount) {
-    lines.push(`${sensorCount - bySensor.size} matching sensor(s) have no readings yet.`);
+  const reporting = withReadings ?? bySensor.size;
+  if (reporting < sensorCount) {
+    lines.push(`${sensorCount - reporting} matching sensor(s) have no readings yet.`);
   }
   return lines.join("\n");
 }

@@ -1,0 +1,162 @@
+// Per-query resource bounds of the SQL tool: memory for sorts and hashes, temporary-file space,
+// and a watch on the database backend's private memory (README "Safe SQL").
+import type { Db, Queryable } from "../db/mod.ts";
+import { logger } from "../log/mod.ts";
+
+const log = logger("sql");
+
+/** Resource bounds of one untrusted query. */
+export interface ResourceLimits {
+  /** `work_mem` per sort or hash node, in MB (`QUERY_WORK_MEM_MB`). */
+  workMemMb: number;
+  /** `temp_file_limit` of the query, in MB (`QUERY_TEMP_FILE_MB`). */
+  tempFileMb: number;
+  /** Private memory the database backend may reach before the query is cancelled, in MB. */
+  maxMemoryMb: number;
+}
+
+/** Bounds used when the caller gives none. */
+export const DEFAULT_LIMITS: ResourceLimits = { workMemMb: 16, tempFileMb: 256, maxMemoryMb: 256 };
+
+interface Capability {
+  /** The login role may `SET temp_file_limit` (superuser, or granted SET on the parameter). */
+  canSetTempLimit: boolean;
+}
+
+const capabilities = new WeakMap<Db, Promise<Capability>>();
+
+async function probe(db: Db): Promise<Capability> {
+  // PGlite runs as its superuser; anything else that is not PostgreSQL is not probed.
+  if (db.kind !== "postgres") return { canSetTempLimit: db.kind === "pglite" };
+  const [row] = await db.sql<{ su: boolean; v: number; setting: string; me: string }>`
+    select current_user::text as me, coalesce((select rolsuper from pg_catalog.pg_roles where rolname = current_user), false)
+             as su,
+           current_setting('server_version_num')::int as v,
+           current_setting('temp_file_limit') as setting`;
+  let can = row.su;
+  if (!can && Number(row.v) >= 150000) {
+    const [p] = await db.sql<{ ok: boolean }>`
+      select has_parameter_privilege('temp_file_limit', 'SET') as ok`;
+    can = p.ok;
+  }
+  if (!can) {
+    const bounded = row.setting !== "-1";
+    log[bounded ? "info" : "warn"](
+      "this database role cannot set temp_file_limit per query; " +
+        (bounded
+          ? `the server's own limit of ${row.setting} applies`
+          : "temporary files of SQL-tool queries are UNLIMITED: run " +
+            "GRANT SET ON PARAMETER temp_file_limit TO <role> or " +
+            "ALTER ROLE <role> SET temp_file_limit = '256MB' as a superuser (README, Safe SQL)"),
+      { role: row.me },
+    );
+  }
+  return { canSetTempLimit: can };
+}
+
+/**
+ * The `SET LOCAL` statements that bound one query, to run before `SET LOCAL ROLE` (afterwards
+ * the role could not set `temp_file_limit`). What the login role may not set is left to the
+ * server's settings, logged once per database.
+ */
+export async function limitStatements(db: Db, limits: ResourceLimits): Promise<string> {
+  let cap = capabilities.get(db);
+  if (!cap) {
+    cap = probe(db);
+    capabilities.set(db, cap);
+    cap.catch(() => capabilities.delete(db));
+  }
+  const { canSetTempLimit } = await cap;
+  const parts = [
+    `set local work_mem = '${Math.max(64, Math.round(limits.workMemMb * 1024))}kB'`,
+    "set local hash_mem_multiplier = 1",
+  ];
+  if (canSetTempLimit) {
+    parts.push(
+      `set local temp_file_limit = '${Math.max(0, Math.round(limits.tempFileMb * 1024))}kB'`,
+    );
+  }
+  return parts.join("; ");
+}
+
+/** A running watch on the memory of the backend that executes one query. */
+export interface MemoryWatch {
+  /**
+   * Stops watching; true when the backend went over the limit and the query was cancelled. Call
+   * it before the transaction ends: it waits for a cancel in flight, so that the cancel can never
+   * reach a later query on the same connection.
+   */
+  stop(): Promise<boolean>;
+}
+
+const POLL_MS = 50;
+
+/** `RssAnon` (private memory, without shared buffers) of a local process, in bytes. */
+async function privateBytes(pid: number): Promise<number | undefined> {
+  try {
+    const status = await Deno.readTextFile(`/proc/${pid}/status`);
+    const m = /^RssAnon:\s+(\d+) kB/m.exec(status);
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Watches the backend of `tx` while a query runs, when that backend is a process on this machine
+ * (the database is local and `/proc/<pid>/cmdline` names the connection's own client port): past
+ * `maxMemoryMb` of private memory the query is cancelled with `pg_cancel_backend`. PostgreSQL has
+ * no per-backend memory limit; values that grow inside one expression (string or JSON doubling)
+ * are bounded by nothing else but the timeout. Elsewhere (remote server, container, PGlite) this
+ * is a no-op and `work_mem`/`temp_file_limit` are the bounds.
+ */
+export async function watchMemory(
+  db: Db,
+  tx: Queryable,
+  maxMemoryMb: number,
+): Promise<MemoryWatch> {
+  const idle: MemoryWatch = { stop: () => Promise.resolve(false) };
+  if (db.kind !== "postgres" || Deno.build.os !== "linux") return idle;
+  const [me] = await tx.sql<{ pid: number; port: number | null }>`
+    select pg_backend_pid() as pid, inet_client_port() as port`;
+  const pid = Number(me.pid);
+  let cmdline: string;
+  try {
+    cmdline = (await Deno.readTextFile(`/proc/${pid}/cmdline`)).replaceAll("\0", " ");
+  } catch {
+    return idle;
+  }
+  const ours = me.port === null ? /\[local\]/.test(cmdline) : cmdline.includes(`(${me.port})`);
+  if (!/^postgres/.test(cmdline) || !ours) return idle;
+  const limit = maxMemoryMb * 1024 * 1024;
+  let exceeded = false;
+  let stopped = false;
+  let busy: Promise<void> | undefined;
+  const poll = async () => {
+    try {
+      const bytes = await privateBytes(pid);
+      if (bytes !== undefined && bytes > limit && !stopped) {
+        exceeded = true;
+        log.warn("SQL-tool query cancelled: database backend memory over the limit", {
+          pid,
+          mb: Math.round(bytes / 1048576),
+          limitMb: maxMemoryMb,
+        });
+        await db.sql`select pg_cancel_backend(${pid})`.catch(() => {});
+      }
+    } finally {
+      busy = undefined;
+    }
+  };
+  const timer = setInterval(() => {
+    if (!busy && !stopped && !exceeded) busy = poll();
+  }, POLL_MS);
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await busy;
+      return exceeded;
+    },
+  };
+}
