@@ -14,37 +14,38 @@ interface ActivityRecord {
   firmware_version: string | null;
   status: string | null;
   first_seen: Date;
-  last_seen: Date | null;
+  last_received: Date | null;
+  clock_offset_s: number | null;
   last_reading_at: Date | null;
   status_at: Date | null;
 }
 
-/** Every device with its newest reading, status and message times. */
+/**
+ * Every device with its newest activity by the collector's receive clock (`last_received`), its
+ * newest reading (device time), its latest status and when it arrived, and its clock offset.
+ */
 export async function loadActivity(db: Queryable): Promise<DeviceRow[]> {
   const rows = await db.sql<ActivityRecord>`
     select d.device_id, d.device_name, d.location, d.firmware_version,
-           lower(d.status) as status, d.first_seen, d.last_seen,
+           lower(d.status) as status, d.first_seen, d.last_received, d.clock_offset_s,
            (select max(s.last_seen) from sensors s where s.device_id = d.device_id)
              as last_reading_at,
            (select max(e.time) from device_events e
              where e.device_id = d.device_id and e.kind = 'status') as status_at
       from devices d
      order by d.device_id`;
-  return rows.map((r) => {
-    const times = [r.last_seen, r.last_reading_at, r.status_at].map(toDate)
-      .filter((t): t is Date => t !== null);
-    return {
-      deviceId: r.device_id,
-      name: r.device_name,
-      location: r.location,
-      firmwareVersion: r.firmware_version,
-      status: r.status,
-      statusAt: toDate(r.status_at),
-      lastReadingAt: toDate(r.last_reading_at),
-      lastSeen: times.length ? new Date(Math.max(...times.map((t) => t.getTime()))) : null,
-      firstSeen: toDate(r.first_seen) ?? new Date(0),
-    };
-  });
+  return rows.map((r) => ({
+    deviceId: r.device_id,
+    name: r.device_name,
+    location: r.location,
+    firmwareVersion: r.firmware_version,
+    status: r.status,
+    statusAt: toDate(r.status_at),
+    lastReadingAt: toDate(r.last_reading_at),
+    lastSeen: toDate(r.last_received),
+    clockOffsetS: r.clock_offset_s === null ? null : Number(r.clock_offset_s),
+    firstSeen: toDate(r.first_seen) ?? new Date(0),
+  }));
 }
 
 interface AlertRecord {

@@ -15,6 +15,7 @@ export {
 export { deviceHealth, type DeviceHealthOptions } from "./device_health.ts";
 export { formatNotice } from "./format_notice.ts";
 export {
+  CLOCK_TOLERANCE_S,
   type DeviceStatus,
   loadDeviceStatus,
   type LoadDeviceStatusOptions,
