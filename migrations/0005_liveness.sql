@@ -4,8 +4,10 @@
 --   devices.clock_offset_s  the device's timestamp minus the receive time, of its newest reading
 --                           with a timestamp (positive: the device clock runs ahead)
 --   device_alerts.claimed_by / claimed_until
---                           the monitor delivering the pending notification, until when; another
---                           monitor sends it only after the claim has run out
+--                           the monitor delivering the pending notification, and until when;
+--                           another monitor sends it only after the claim has run out
+--   device_alerts.version   every write checks the version it read and moves it on, so a
+--                           monitor acting on stale state changes nothing
 alter table devices
   add column if not exists last_received timestamptz,
   add column if not exists clock_offset_s double precision;
@@ -14,4 +16,5 @@ update devices set last_received = least(last_seen, now())
 
 alter table device_alerts
   add column if not exists claimed_by text,
-  add column if not exists claimed_until timestamptz;
+  add column if not exists claimed_until timestamptz,
+  add column if not exists version bigint not null default 0;

@@ -466,7 +466,8 @@ Deno.test("while the database is down the monitor logs the failure once, every 1
     ...config(pushover),
     databaseUrl: "postgres://monitor:s3cret@db.example:5432/sensors",
   };
-  await using m = await monitor(flaky.db, cfg, { now: clock.now, log });
+  // No lease: its connection would go to the unreachable db.example, not through `flaky`.
+  await using m = await monitor(flaky.db, cfg, { now: clock.now, log, lease: null });
   const failures = () => lines.filter((l) => /^error .*database error/.test(l));
   const recoveries = () => lines.filter((l) => /^info Database reachable again/.test(l));
   flaky.down = true;

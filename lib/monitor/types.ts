@@ -65,6 +65,11 @@ export interface AlertState {
   pending: AlertEvent | null;
   /** Why the last delivery failed; null after a successful one. */
   lastError: string | null;
+  /**
+   * The row's version as read (undefined: no row yet). Every write checks and moves it on, so a
+   * monitor that read stale state (another one wrote since) changes nothing.
+   */
+  version?: number;
 }
 
 /** One device's pending event, with the device it is about. */
