@@ -4,7 +4,12 @@
  *
  * @module
  */
-export { type Monitor, startMonitor, type StartMonitorOptions } from "./start_monitor.ts";
+export {
+  type Monitor,
+  MONITOR_LOCK_KEY,
+  startMonitor,
+  type StartMonitorOptions,
+} from "./start_monitor.ts";
 export {
   detectSilence,
   type DetectSilenceOptions,
