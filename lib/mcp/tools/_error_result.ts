@@ -1,5 +1,6 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
+import { z } from "zod";
 import { DB_UNAVAILABLE_TEXT, isDbUnavailable } from "../../db/mod.ts";
 import { logger } from "../../log/mod.ts";
 
@@ -83,6 +84,26 @@ export function guardToolErrors(server: McpServer): void {
       if (signal?.aborted) return first.result;
       return (await once(args)).result;
     };
-    return register(name, config, guarded);
+    return register(name, objectSchemas(config), guarded);
   };
+}
+
+/** Object schemas built from the tools' module-level shapes, once per shape. */
+const built = new WeakMap<object, z.ZodType>();
+
+/**
+ * `config` with its input and output shapes turned into object schemas once per process: the SDK
+ * would build them anew from the shapes for every server, and stateless HTTP builds a server for
+ * every request (see the mixed part of `deno task bench`).
+ */
+function objectSchemas(config: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...config };
+  for (const key of ["inputSchema", "outputSchema"] as const) {
+    const shape = config[key];
+    if (!shape || typeof shape !== "object" || "_zod" in shape) continue;
+    let schema = built.get(shape);
+    if (!schema) built.set(shape, schema = z.object(shape as z.ZodRawShape));
+    out[key] = schema;
+  }
+  return out;
 }
