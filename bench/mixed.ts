@@ -14,10 +14,11 @@
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import mqtt from "mqtt";
 import type { Queryable } from "../lib/db/mod.ts";
 import { withTestDb } from "../lib/db/testing.ts";
 import { startEmbeddedBroker } from "../lib/mqtt/mod.ts";
+import { forgetSession } from "./_ingest_collector.ts";
+import { freePort } from "./mcp.ts";
 import type { PacedJob } from "./_mixed_publisher.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -159,7 +160,7 @@ export async function run(args: string[]): Promise<void> {
   } finally {
     for (const c of clients) await c.close().catch(() => {});
     for (const p of procs) await p.stop();
-    await forgetSession(broker.url, clientId);
+    await forgetSession({ url: broker.url, clientId } as Parameters<typeof forgetSession>[0]);
     await broker.close();
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }
@@ -319,13 +320,6 @@ function collectFlags(): string[] {
   return ["-P=collect", "--allow-write", ...(flags ? [`--v8-flags=${flags}`] : [])];
 }
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr as Deno.NetAddr;
-  l.close();
-  return port;
-}
-
 /** PostgreSQL backends of the server and of the collector, by application_name. */
 async function backendPids(db: Queryable): Promise<{ serve: number[]; collect: number[] }> {
   const rows = await db.sql<{ pid: number; app: string }>`
@@ -366,22 +360,6 @@ function diff(after: Cpu, before: Cpu): Cpu {
 
 function formatCpu(c: Cpu): string {
   return Object.entries(c).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ");
-}
-
-/** Removes the collector's persistent session from the broker. */
-async function forgetSession(url: string, clientId: string): Promise<void> {
-  try {
-    const client = await mqtt.connectAsync(url, {
-      clientId,
-      clean: true,
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-      connectTimeout: 5000,
-    });
-    await client.endAsync();
-  } catch {
-    // Unreachable broker: its session expires by the broker's own rules.
-  }
 }
 
 const ms = (v: number) => `${v.toFixed(1)} ms`;
