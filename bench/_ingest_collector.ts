@@ -119,7 +119,7 @@ async function main() {
 }
 
 /** Removes the collector's persistent session from the broker. */
-async function forgetSession(m: MqttSettings): Promise<void> {
+export async function forgetSession(m: MqttSettings): Promise<void> {
   try {
     const client = await mqtt.connectAsync(m.url!, {
       clientId: m.clientId,

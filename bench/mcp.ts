@@ -63,7 +63,8 @@ async function seed(db: Queryable): Promise<number> {
   return (performance.now() - t) / 1000;
 }
 
-function freePort(): number {
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = l.addr as Deno.NetAddr;
   l.close();

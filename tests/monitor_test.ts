@@ -81,9 +81,9 @@ interface DeviceSeed {
 async function addDevice(db: Db, id: string, seed: DeviceSeed): Promise<void> {
   await db.sql`
     insert into devices (device_id, device_name, location, firmware_version, status,
-                         first_seen, last_seen)
+                         first_seen, last_seen, last_received)
     values (${id}, ${seed.name ?? null}, ${seed.location ?? null}, ${seed.firmware ?? null},
-            'online', ${at(-86400)}, ${at(seed.lastSeen)})`;
+            'online', ${at(-86400)}, ${at(seed.lastSeen)}, ${at(seed.lastSeen)})`;
   await db.sql`
     insert into sensors (device_id, sensor_type, last_seen)
     values (${id}, 'scd30', ${at(seed.lastSeen)})`;
@@ -94,15 +94,15 @@ async function addDevice(db: Db, id: string, seed: DeviceSeed): Promise<void> {
 
 /** The device sends a reading at `seconds`, as the collector records it. */
 async function report(db: Db, id: string, seconds: number): Promise<void> {
-  await db.sql`update devices set last_seen = ${at(seconds)}, status = 'online'
-                where device_id = ${id}`;
+  await db.sql`update devices set last_seen = ${at(seconds)}, last_received = ${at(seconds)},
+                status = 'online' where device_id = ${id}`;
   await db.sql`update sensors set last_seen = ${at(seconds)} where device_id = ${id}`;
 }
 
 /** The device's status message (e.g. its MQTT last will), as the collector records it. */
 async function setStatus(db: Db, id: string, status: string, seconds: number): Promise<void> {
-  await db.sql`update devices set status = ${status}, last_seen = ${at(seconds)}
-                where device_id = ${id}`;
+  await db.sql`update devices set status = ${status}, last_seen = ${at(seconds)},
+                last_received = ${at(seconds)} where device_id = ${id}`;
   await db.sql`insert into device_events (time, device_id, kind, payload)
                 values (${at(seconds)}, ${id}, 'status', ${JSON.stringify(status)}::text::jsonb)`;
 }
@@ -466,7 +466,8 @@ Deno.test("while the database is down the monitor logs the failure once, every 1
     ...config(pushover),
     databaseUrl: "postgres://monitor:s3cret@db.example:5432/sensors",
   };
-  await using m = await monitor(flaky.db, cfg, { now: clock.now, log });
+  // No lease: its connection would go to the unreachable db.example, not through `flaky`.
+  await using m = await monitor(flaky.db, cfg, { now: clock.now, log, lease: null });
   const failures = () => lines.filter((l) => /^error .*database error/.test(l));
   const recoveries = () => lines.filter((l) => /^info Database reachable again/.test(l));
   flaky.down = true;
@@ -585,8 +586,9 @@ Deno.test("get_device_status reports health, alert state and latest errors of ea
   ] as const;
   for (const [id, name, location, fw, seen, status] of seed) {
     await db.sql`insert into devices (device_id, device_name, location, firmware_version, status,
-                                      first_seen, last_seen)
-                 values (${id}, ${name}, ${location}, ${fw}, ${status}, ${ago(86400)}, ${seen})`;
+                                      first_seen, last_seen, last_received)
+                 values (${id}, ${name}, ${location}, ${fw}, ${status}, ${ago(86400)}, ${seen},
+                         ${seen})`;
     await db.sql`insert into sensors (device_id, sensor_type, last_seen)
                  values (${id}, 'scd30', ${id === "garage" ? ago(60) : seen})`;
     await db.sql`insert into device_events (time, device_id, kind, payload)
@@ -700,9 +702,10 @@ Deno.test({
     await using db = await testDb();
     await using pushover = new FakePushover();
     const now = Date.now();
-    await db.sql`insert into devices (device_id, device_name, status, first_seen, last_seen)
+    await db.sql`insert into devices (device_id, device_name, status, first_seen, last_seen,
+                                      last_received)
                  values ('esp32-attic', 'Attic', 'online', ${new Date(now - 86400_000)},
-                         ${new Date(now - 600_000)})`;
+                         ${new Date(now - 600_000)}, ${new Date(now - 600_000)})`;
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-P=monitor", "monitor.ts"],
       cwd: ROOT,

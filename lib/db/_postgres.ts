@@ -69,6 +69,16 @@ function guardPostgresWriteRace(): void {
   });
 }
 
+/**
+ * Seconds before a connection is opened again after `retries` failed attempts of the pool.
+ * postgres.js waits 3^retries / 100 s, up to 20 s, counted over the whole pool: after an outage
+ * with many callers, calls kept failing for many seconds once the database was back. Failed
+ * connection attempts are cheap, so this stays at a quarter second at most (with jitter).
+ */
+export function reconnectDelayS(retries: number): number {
+  return Math.min(0.01 * 2 ** Math.min(retries, 10), 0.25) * (0.5 + Math.random() / 2);
+}
+
 /** Opens PostgreSQL through postgres.js. */
 export function openPostgres(url: string, opts: { max?: number; appName?: string } = {}): Db {
   guardPostgresWriteRace();
@@ -79,6 +89,7 @@ export function openPostgres(url: string, opts: { max?: number; appName?: string
     types: { int8: INT8 },
     idle_timeout: 60,
     connect_timeout: 10,
+    backoff: reconnectDelayS,
   });
   let closed = false;
   return {

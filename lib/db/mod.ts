@@ -8,4 +8,6 @@ export { openDb, type OpenDbOptions } from "./open_db.ts";
 export { loadMigrations, migrate, type Migration } from "./migrate.ts";
 export { type Ident, ident, isValidIdent } from "./ident.ts";
 export { QueryTimeout } from "./query_timeout.ts";
+export { openSessionLock, type SessionLock, type SessionLockOptions } from "./session_lock.ts";
+export { DB_UNAVAILABLE_TEXT, DbUnavailable, isDbUnavailable } from "./db_unavailable.ts";
 export type { Db, Field, Queryable, QueryResult, Row, TransactionOptions } from "./types.ts";

@@ -60,16 +60,50 @@ export async function freshRetained(
   return rows.map((r) => list[r.i]);
 }
 
-/** Registers unknown devices and moves `last_seen` forward (`seen`: device → epoch ms). */
-export async function upsertDevices(tx: Queryable, seen: Map<string, number>): Promise<void> {
+/** A device's newest receive time in a batch, and its clock offset from its newest reading. */
+export interface Received {
+  /** Epoch ms on the collector's clock. */
+  at: number;
+  /** Device timestamp minus receive time, in seconds, of the newest reading with a timestamp. */
+  offsetS: number | null;
+  /** Receive time of that reading. */
+  offsetAt: number;
+}
+
+/** Adds one live message to the per-device receive times of a batch. */
+export function noteReceived(received: Map<string, Received>, msg: DeviceMessage | ReadingMessage) {
+  const at = (msg.kind === "reading" ? msg.receivedAt ?? msg.time : msg.time).getTime();
+  const r = received.get(msg.device) ?? { at, offsetS: null, offsetAt: -Infinity };
+  r.at = Math.max(r.at, at);
+  if (msg.kind === "reading" && msg.deviceTime && at >= r.offsetAt) {
+    r.offsetS = (msg.deviceTime.getTime() - at) / 1000;
+    r.offsetAt = at;
+  }
+  received.set(msg.device, r);
+}
+
+/**
+ * Registers unknown devices and moves `last_seen` (device time, `seen`: device → epoch ms) and
+ * `last_received` (the collector's receive time) forward, with the newest clock offset.
+ */
+export async function upsertDevices(
+  tx: Queryable,
+  seen: Map<string, number>,
+  received: Map<string, Received> = new Map(),
+): Promise<void> {
   if (seen.size === 0) return;
   const ids = [...seen.keys()].sort();
   const times = ids.map((id) => iso(seen.get(id)!));
+  const rec = ids.map((id) => received.get(id));
   await tx.sql`
-    insert into devices as d (device_id, last_seen)
-    select * from unnest(${ids}::text[], ${times}::timestamptz[])
-    on conflict (device_id) do update set last_seen = excluded.last_seen
-    where d.last_seen is null or d.last_seen < excluded.last_seen`;
+    insert into devices as d (device_id, last_seen, last_received, clock_offset_s)
+    select * from unnest(${ids}::text[], ${times}::timestamptz[],
+                         ${rec.map((r) => r ? iso(r.at) : null)}::timestamptz[],
+                         ${rec.map((r) => r?.offsetS ?? null)}::float8[])
+    on conflict (device_id) do update set
+      last_seen = greatest(d.last_seen, excluded.last_seen),
+      last_received = greatest(d.last_received, excluded.last_received),
+      clock_offset_s = coalesce(excluded.clock_offset_s, d.clock_offset_s)`;
 }
 
 /**

@@ -17,6 +17,8 @@ import {
   insertRejected,
   isRefusal,
   json,
+  noteReceived,
+  type Received,
   registerDevices,
   type Row,
   sensorKey,
@@ -133,6 +135,7 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
     const rejected: RejectedMessage[] = [];
     const events: Event[] = [];
     const seen = new Map<string, number>();
+    const received = new Map<string, Received>();
     const status = new Map<string, { status: string; time: Date }>();
     const retained: DeviceMessage[] = [];
     const addEvent = (msg: DeviceMessage) => {
@@ -159,6 +162,7 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
       }
       const t = msg.time.getTime();
       if (!(seen.get(msg.device)! >= t)) seen.set(msg.device, t);
+      noteReceived(received, msg);
       if (msg.kind === "reading") {
         const bad = invalidReading(msg);
         if (bad) rejected.push(refusal(msg, bad));
@@ -185,7 +189,7 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
         for (const msg of await freshRetained(tx, retained)) addEvent(msg);
         await registerDevices(tx, retained.map((m) => m.device));
       }
-      await upsertDevices(tx, seen);
+      await upsertDevices(tx, seen, received);
       if (caps.length > 0) await applyCapabilities(tx, caps, staged);
       if (status.size > 0) await applyStatus(tx, status);
       const rows = await resolveSensors(tx, limited.kept, staged);

@@ -184,7 +184,9 @@ function decodeReading(
     time: plausible ? new Date(deviceMs) : at.time,
     metrics,
     timestampReplaced: !plausible,
+    receivedAt: at.time,
   };
+  if (deviceMs !== undefined) out.deviceTime = new Date(deviceMs);
   if (!plausible && Number.isFinite(msg.receivedAt)) {
     const us = Math.round(msg.receivedAt * 1000);
     out.time = new Date(Math.floor(us / 1000));

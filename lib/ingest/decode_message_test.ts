@@ -49,6 +49,8 @@ Deno.test("decodeMessage() decodes the contract's SCD30 data example", () => {
     time: new Date(1699564800_000),
     metrics: { co2: 678, temperature: 22.5 },
     timestampReplaced: false,
+    receivedAt: new Date(RECEIVED),
+    deviceTime: new Date(1699564800_000),
   });
 });
 

@@ -37,6 +37,10 @@ export interface ReadingMessage {
    * `rejected_messages`.
    */
   rejectedMetrics?: { reason: string; payload: string; receivedAt: Date };
+  /** When the collector received it (its own clock); activity is judged by this, not `time`. */
+  receivedAt?: Date;
+  /** The device's own timestamp, also when it was implausible and replaced in `time`. */
+  deviceTime?: Date;
 }
 
 /** `devices/{device}/capabilities`. */

@@ -8,7 +8,7 @@ export interface DeviceHealthOptions {
 }
 
 /**
- * Classifies one device. It is `offline` as soon as its latest status says so, unless a reading
+ * Classifies one device. It is `offline` as soon as its latest status says so, unless a message
  * arrived after that status (a device that reconnects without announcing `online` is not stuck
  * offline); `silent` when its newest activity is older than the threshold; `online` otherwise.
  * `since` is when that began: the offline status time, or the last activity.
@@ -18,9 +18,10 @@ export function deviceHealth(
   opts: DeviceHealthOptions,
 ): { health: DeviceHealth; since: Date; lastActivity: Date } {
   const lastActivity = device.lastSeen ?? device.firstSeen;
-  const readingAfterStatus = device.lastReadingAt !== null && device.statusAt !== null &&
-    device.lastReadingAt.getTime() > device.statusAt.getTime();
-  if (device.status === "offline" && !readingAfterStatus) {
+  // Both times are the collector's receive times; the status message itself moved `lastSeen`.
+  const activityAfterStatus = device.lastSeen !== null && device.statusAt !== null &&
+    device.lastSeen.getTime() > device.statusAt.getTime();
+  if (device.status === "offline" && !activityAfterStatus) {
     return { health: "offline", since: device.statusAt ?? lastActivity, lastActivity };
   }
   const quietMs = opts.now.getTime() - lastActivity.getTime();

@@ -17,6 +17,14 @@ export interface DeviceStatus {
   lastSeen: Date | null;
   /** Seconds since `lastSeen`. */
   quietForS: number | null;
+  /** The device's clock minus the collector's receive clock, in seconds (null: unknown). */
+  clockOffsetS: number | null;
+  /**
+   * A data-quality finding: the device's clock is off by more than `CLOCK_TOLERANCE_S`, so its
+   * readings carry wrong times (or, when ahead, the receive time instead). Activity is judged by
+   * the receive clock, so this never makes the device silent.
+   */
+  clockSkewed: boolean;
   /** The monitor's saved state, or null when no check has seen the device yet. */
   alert: {
     state: DeviceHealth;
@@ -42,6 +50,9 @@ export interface LoadDeviceStatusOptions {
 }
 
 const ERROR_TEXT_MAX = 300;
+
+/** A device clock further off than this is reported; the collector uses the same bound. */
+export const CLOCK_TOLERANCE_S = 300;
 
 /**
  * Every device with its health by the monitor's rule (`deviceHealth`, the same one the monitor
@@ -88,6 +99,8 @@ export async function loadDeviceStatus(
       quietForS: d.lastSeen
         ? Math.max(0, Math.round((opts.now.getTime() - d.lastSeen.getTime()) / 1000))
         : null,
+      clockOffsetS: d.clockOffsetS ?? null,
+      clockSkewed: Math.abs(d.clockOffsetS ?? 0) > CLOCK_TOLERANCE_S,
       alert: a
         ? {
           state: a.state,

@@ -4,7 +4,12 @@
  *
  * @module
  */
-export { type Monitor, startMonitor, type StartMonitorOptions } from "./start_monitor.ts";
+export {
+  type Monitor,
+  MONITOR_LOCK_KEY,
+  startMonitor,
+  type StartMonitorOptions,
+} from "./start_monitor.ts";
 export {
   detectSilence,
   type DetectSilenceOptions,
@@ -15,6 +20,7 @@ export {
 export { deviceHealth, type DeviceHealthOptions } from "./device_health.ts";
 export { formatNotice } from "./format_notice.ts";
 export {
+  CLOCK_TOLERANCE_S,
   type DeviceStatus,
   loadDeviceStatus,
   type LoadDeviceStatusOptions,

@@ -1,8 +1,17 @@
 import { redact, type ResolvedMonitorConfig } from "../config/mod.ts";
-import type { Db } from "../db/mod.ts";
+import { type Db, openSessionLock, type SessionLock } from "../db/mod.ts";
 import { type Logger, logger } from "../log/mod.ts";
 import { abortableSleep } from "./_sleep.ts";
-import { loadActivity, loadAlertStates, saveAlertStates } from "./_store.ts";
+import {
+  AlertStateConflict,
+  claimAlerts,
+  type Delivery,
+  loadActivity,
+  loadAlertStates,
+  recordDelivery,
+  releaseClaims,
+  saveAlertStates,
+} from "./_store.ts";
 import { detectSilence } from "./detect_silence.ts";
 import { NotificationRejected } from "./errors.ts";
 import { formatNotice } from "./format_notice.ts";
@@ -32,7 +41,16 @@ export interface StartMonitorOptions {
   log?: Logger;
   /** Stops the monitor when aborted, like `stop()` (also during the first check). */
   signal?: AbortSignal;
+  /**
+   * The lease that makes this monitor the one that checks and notifies (default: a PostgreSQL
+   * session advisory lock when `config.databaseUrl` is set and `db` is PostgreSQL; none, always
+   * active, for the embedded database).
+   */
+  lease?: SessionLock | null;
 }
+
+/** Advisory lock key of the active monitor (per database). */
+export const MONITOR_LOCK_KEY = 0x616d6233;
 
 /**
  * Starts the device monitor and resolves at once: in the background it checks the notifier's
@@ -44,6 +62,12 @@ export interface StartMonitorOptions {
  * message that could not be delivered stays pending and is sent at the next check; a message the
  * service refused for good (4xx) is logged and dropped. Database and delivery failures are logged
  * and never stop the loop.
+ *
+ * Several monitors may run against one PostgreSQL database: only the holder of the lease (a
+ * session advisory lock) checks and notifies; the others stand by, try to take it over several
+ * times per check interval, and the one that gets it checks at once. Every write of the alert
+ * state checks the version it read, and a notification is claimed in the database before it is
+ * sent, so a monitor that lost the lease without noticing yet neither repeats nor drops one.
  */
 export function startMonitor(
   db: Db,
@@ -59,6 +83,20 @@ export function startMonitor(
   opts.signal?.addEventListener("abort", () => stopping.abort(opts.signal!.reason), {
     once: true,
   });
+  const intervalMs = config.checkIntervalS * 1000;
+  // Stand-bys try for the lease, and the holder renews it, this often: a few times per interval.
+  const heartbeatMs = Math.max(100, Math.min(intervalMs / 4, 5000));
+  const lease = opts.lease !== undefined
+    ? opts.lease
+    : config.databaseUrl && db.kind === "postgres"
+    ? openSessionLock({
+      databaseUrl: config.databaseUrl,
+      key: MONITOR_LOCK_KEY,
+      appName: "monitor-lease",
+      expireAfterMs: Math.max(4 * heartbeatMs, 3000),
+    })
+    : null;
+  const owner = `monitor-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
 
   const validate = async () => {
     if (!notifier.validate) return;
@@ -83,10 +121,29 @@ export function startMonitor(
     repeatMs: OUTAGE_REPEAT_MS,
     secrets: secretsOf(config.databaseUrl),
   });
+
+  // Lease: `active` is this monitor's belief, confirmed on the lease's own connection.
+  let active = lease === null;
+  const confirmLease = async (): Promise<boolean> => {
+    if (!lease || signal.aborted) return active && !signal.aborted;
+    try {
+      const was = active;
+      active = was ? await lease.held() : await lease.tryAcquire();
+      if (active && !was) log.info("This monitor is now the active one (lease acquired)");
+      if (!active && was) log.warn("Lease lost; another monitor may take over. Standing by.");
+    } catch (error) {
+      // The lease lives in the monitored database: this is the same outage.
+      outage.failed(error, now());
+      active = false;
+    }
+    return active;
+  };
+
   const check = async () => {
     if (signal.aborted) return;
+    if (!(await confirmLease())) return;
     try {
-      await runCheck({ db, config, notifier, now: now(), log, signal, outage });
+      await runCheck({ db, config, notifier, now: now(), log, signal, outage, owner });
     } catch (error) {
       log.error(`Monitor check failed unexpectedly: ${message(error)}`);
     }
@@ -102,16 +159,31 @@ export function startMonitor(
     check_interval_s: config.checkIntervalS,
     inactivity_threshold_s: config.inactivityThresholdS,
     notifier: notifier.name,
+    ...(lease ? { redundant: "one active monitor per database (lease)" } : {}),
   });
   const firstCheck = checkNow();
   const loop = (async () => {
     while (!signal.aborted) {
       try {
-        await abortableSleep(config.checkIntervalS * 1000, signal);
+        await abortableSleep(intervalMs, signal);
       } catch {
         return;
       }
       await checkNow();
+    }
+  })();
+  // A stand-by takes over within a heartbeat of the lease coming free, and checks at once.
+  const standby = lease && (async () => {
+    await firstCheck;
+    while (!signal.aborted) {
+      try {
+        await abortableSleep(heartbeatMs, signal);
+      } catch {
+        return;
+      }
+      // Not after the running check: a long delivery must not let the lease expire.
+      const was = active;
+      if (await confirmLease() && !was) await checkNow();
     }
   })();
 
@@ -123,7 +195,9 @@ export function startMonitor(
       stopped ??= (async () => {
         stopping.abort(new Error("the monitor is stopping"));
         await loop;
+        await standby;
         await chain;
+        await lease?.close().catch(() => {});
         log.info("Monitor stopped");
       })();
       return stopped;
@@ -158,47 +232,86 @@ interface CheckContext {
   log: Logger;
   signal: AbortSignal;
   outage: OutageLog;
+  /** This monitor's name in notification claims. */
+  owner: string;
 }
+
+/**
+ * A notification is claimed for this long; delivery (retries included) is cut short before, so
+ * the claim never runs out while this monitor may still send.
+ */
+const CLAIM_MS = 60_000;
+const SEND_LIMIT_MS = CLAIM_MS - 10_000;
 
 async function runCheck(ctx: CheckContext): Promise<void> {
   const { db, log, now } = ctx;
   let result;
   let previous: Map<string, AlertState>;
+  let versions: Map<string, number>;
   try {
     const [devices, state] = [await loadActivity(db), await loadAlertStates(db)];
     previous = new Map(state.map((s) => [s.deviceId, s]));
     result = detectSilence({ devices, state, now, thresholdS: ctx.config.inactivityThresholdS });
-    await saveAlertStates(db, result.changed, now);
+    versions = await saveAlertStates(db, result.changed, now);
   } catch (error) {
+    if (error instanceof AlertStateConflict) {
+      log.info(`Another monitor is checking (${error.message}); this check stops here`);
+      return;
+    }
     ctx.outage.failed(error, now);
     return;
   }
   ctx.outage.succeeded(now);
-  const before = new Map(result.states.map((s) => [s.deviceId, s]));
   for (const s of result.changed) {
     const was = previous.get(s.deviceId)?.state ?? "online";
     if (s.state !== was) {
       log.info(`Device ${s.deviceId} is ${s.state}`, { since: s.since.toISOString() });
     }
   }
+  const versionOf = (id: string) =>
+    versions.get(id) ?? result.states.find((s) => s.deviceId === id)?.version;
 
-  const delivered: AlertState[] = [];
   for (const notice of result.notify) {
     if (ctx.signal.aborted) break;
     const n = formatNotice(notice, { now });
-    const update = (patch: Partial<AlertState>) => {
-      for (const id of n.deviceIds) {
-        const s = before.get(id);
-        if (s) delivered.push({ ...s, ...patch });
+    const claim = n.deviceIds.map((id) => ({ deviceId: id, version: versionOf(id) }));
+    const record = async (delivery: Delivery) => {
+      try {
+        await recordDelivery(db, n.deviceIds, ctx.owner, delivery, now);
+      } catch (error) {
+        log.error(
+          `Cannot record the notification (it may be sent again): ${message(error)}`,
+          { title: n.title },
+        );
       }
     };
     try {
-      await ctx.notifier.send(n, { signal: ctx.signal });
+      if (claim.some((c) => c.version === undefined)) continue;
+      const ok = await claimAlerts(
+        db,
+        claim as { deviceId: string; version: number }[],
+        ctx.owner,
+        CLAIM_MS,
+      );
+      if (!ok) {
+        log.info(`Another monitor is delivering: ${n.title}`);
+        continue;
+      }
+    } catch (error) {
+      log.warn(`Cannot claim the notification; it stays pending: ${message(error)}`, {
+        title: n.title,
+      });
+      continue;
+    }
+    const limit = AbortSignal.timeout(SEND_LIMIT_MS);
+    try {
+      await ctx.notifier.send(n, { signal: AbortSignal.any([ctx.signal, limit]) });
       log.info(`Notification sent: ${n.title}`, { via: ctx.notifier.name });
-      update({ pending: null, notifiedAt: now, lastError: null });
+      await record({ done: true, notifiedAt: now, lastError: null });
     } catch (error) {
       if (ctx.signal.aborted) {
         log.info(`Stopping; notification stays pending: ${n.title}`);
+        await releaseClaims(db, n.deviceIds, ctx.owner).catch(() => {});
         break;
       }
       if (error instanceof NotificationRejected) {
@@ -206,22 +319,16 @@ async function runCheck(ctx: CheckContext): Promise<void> {
           title: n.title,
           message: n.message,
         });
-        update({ pending: null, lastError: error.message });
+        await record({ done: true, notifiedAt: null, lastError: error.message });
       } else {
+        const why = limit.aborted ? "delivery took too long" : message(error);
         log.warn(
-          `Notification not delivered; it stays pending for the next check: ${message(error)}`,
+          `Notification not delivered; it stays pending for the next check: ${why}`,
           { title: n.title },
         );
-        update({ lastError: message(error) });
+        await record({ done: false, notifiedAt: null, lastError: why });
       }
     }
-  }
-  try {
-    await saveAlertStates(db, delivered, now);
-  } catch (error) {
-    log.error(
-      `Cannot record delivered notifications (they may be sent again): ${message(error)}`,
-    );
   }
 }
 

@@ -11,10 +11,18 @@ export interface DeviceActivity {
   status: string | null;
   /** When the latest status message arrived; null when none is recorded. */
   statusAt: Date | null;
-  /** Time of the newest stored reading. */
+  /** Time of the newest stored reading, by the device's clock. */
   lastReadingAt: Date | null;
-  /** Newest activity of any kind (reading, status, capabilities, error). */
+  /**
+   * When the collector last received a live message of any kind (reading, status, capabilities,
+   * error), by its own clock: what silence is judged by, whatever the device's clock says.
+   */
   lastSeen: Date | null;
+  /**
+   * The device's clock minus the collector's, in seconds, from its newest reading with a
+   * timestamp; null when unknown.
+   */
+  clockOffsetS?: number | null;
   /** When the device was registered; stands in for activity when it never sent anything. */
   firstSeen: Date;
 }
@@ -57,6 +65,11 @@ export interface AlertState {
   pending: AlertEvent | null;
   /** Why the last delivery failed; null after a successful one. */
   lastError: string | null;
+  /**
+   * The row's version as read (undefined: no row yet). Every write checks and moves it on, so a
+   * monitor that read stale state (another one wrote since) changes nothing.
+   */
+  version?: number;
 }
 
 /** One device's pending event, with the device it is about. */

@@ -1,7 +1,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { stringify } from "csv-stringify/sync";
 import { z } from "zod";
-import { QueryTimeout } from "../../db/mod.ts";
+import { isDbUnavailable, QueryTimeout } from "../../db/mod.ts";
 import { logger } from "../../log/mod.ts";
 import {
   type Cell,
@@ -12,7 +12,7 @@ import {
   SqlRefused,
 } from "../../sql/mod.ts";
 import type { ToolDeps } from "../deps.ts";
-import { errorResult } from "./_error_result.ts";
+import { errorResult, unavailableResult } from "./_error_result.ts";
 
 const log = logger("mcp");
 
@@ -87,6 +87,7 @@ export function registerExecuteSqlQueryTool(server: McpServer, deps: ToolDeps): 
         limits,
       });
     } catch (error) {
+      if (isDbUnavailable(error)) return unavailableResult("execute_sql_query", error);
       return errorResult(queryErrorText(error, timeoutS));
     }
     try {

@@ -27,8 +27,17 @@ const Device = z.object({
       "than inactivity_threshold_s; online otherwise",
   ),
   reported_status: z.string().nullable().describe("The status word the device last sent"),
-  last_seen: z.string().nullable().describe("Newest message of any kind, ISO 8601 UTC"),
+  last_seen: z.string().nullable().describe(
+    "When the collector last received a message of any kind, by its own clock, ISO 8601 UTC",
+  ),
   quiet_for_s: z.number().nullable().describe("Seconds since last_seen"),
+  clock_offset_s: z.number().nullable().describe(
+    "The device's clock minus the collector's, in seconds, from its newest reading (null: unknown)",
+  ),
+  clock_skewed: z.boolean().describe(
+    "Data quality: the device clock is off by more than 300 s, so its readings carry wrong " +
+      "times; health is judged by the collector's receive time and is not affected",
+  ),
   alert: z.object({
     state: Health.describe("What the monitor last recorded"),
     since: z.string().describe("When that state began (for outages: the last activity)"),
@@ -133,6 +142,8 @@ function toOutput(d: DeviceStatus): DeviceOut {
     reported_status: deviceField(d.reportedStatus, DEVICE_TEXT_MAX.firmware),
     last_seen: d.lastSeen?.toISOString() ?? null,
     quiet_for_s: d.quietForS,
+    clock_offset_s: d.clockOffsetS === null ? null : Math.round(d.clockOffsetS * 10) / 10,
+    clock_skewed: d.clockSkewed,
     alert: d.alert
       ? {
         state: d.alert.state,
@@ -168,6 +179,14 @@ function formatStatus(devices: DeviceOut[], thresholdS: number): string {
       : "never seen";
     const fw = d.firmware_version ? `, firmware ${quoteDevice(d.firmware_version)}` : "";
     lines.push(`- ${d.device_id}${name}${where}: ${d.health.toUpperCase()}, ${seen}${fw}`);
+    if (d.clock_skewed && d.clock_offset_s !== null) {
+      const off = Math.abs(d.clock_offset_s);
+      lines.push(
+        `  data quality: the device clock runs ${formatAge(off).replace(/ ago$/, "")} ` +
+          `${d.clock_offset_s > 0 ? "ahead" : "behind"}; its readings carry ` +
+          (d.clock_offset_s > 0 ? "the receive time instead" : "times that far in the past"),
+      );
+    }
     if (d.alert && d.alert.state !== "online") {
       const a = d.alert;
       const told = a.pending

@@ -17,9 +17,11 @@ import { registerExecuteSqlQueryTool } from "./execute_sql_query.ts";
 import { registerClearQueryCacheTool } from "./clear_query_cache.ts";
 import { registerResources } from "../resources.ts";
 import { registerPrompts } from "../prompts.ts";
+import { guardToolErrors } from "./_error_result.ts";
 
 /** Registers every tool (and resource and prompt) on `server`. */
 export function registerAll(server: McpServer, deps: ToolDeps): void {
+  guardToolErrors(server);
   registerGetDatabaseSchemaTool(server, deps);
   registerListSensorsTool(server, deps);
   registerAnalyzeDataTool(server, deps);
