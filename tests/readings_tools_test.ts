@@ -155,7 +155,10 @@ Deno.test("readings tools, resources and prompts answer from over a million read
       );
       match(r.text, /cellar-1 named "Cellar", at "Cellar", bmp280 \(sensor 6\): .*2 h ago .*stale/);
       match(r.text, new RegExp(`CO2 ${office.value} ppm`));
-      match(r.text, /office-1 "Office Monitor", Office, scd30 \(sensor 1\): CO2 .*, \d+ s ago/);
+      match(
+        r.text,
+        /office-1 named "Office Monitor", at "Office", scd30 \(sensor 1\): CO2 .*, \d+ s ago/,
+      );
     },
   );
 
