@@ -2,12 +2,7 @@ import { join, resolve, sep } from "node:path";
 import type { ResultStore, SavedResult, StoredFile } from "../mcp/deps.ts";
 import { csvPieces } from "./_csv_text.ts";
 import { type Ext, ID_RE, normalizeId } from "./_ids.ts";
-import {
-  createLinkSigner,
-  type LinkSigner,
-  linkSigner,
-  verifyLinkParams,
-} from "./_link_signer.ts";
+import { createLinkSigner, type LinkSigner, linkSigner, verifyLinkParams } from "./_link_signer.ts";
 
 /** Options of `createResultStore`. */
 export interface ResultStoreOptions {

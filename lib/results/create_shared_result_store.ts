@@ -3,7 +3,7 @@ import type { Db } from "../db/mod.ts";
 import { logger } from "../log/mod.ts";
 import type { ResultStore, SavedResult, StoredFile } from "../mcp/deps.ts";
 import { csvPieces } from "./_csv_text.ts";
-import { CHUNK_BYTES, ChunkWriter, chunkStream, ResultGone } from "./_db_chunks.ts";
+import { CHUNK_BYTES, chunkStream, ChunkWriter, ResultGone } from "./_db_chunks.ts";
 import { type Ext, ID_RE, normalizeId } from "./_ids.ts";
 import { type LinkSigner, linkSigner, verifyLinkParams } from "./_link_signer.ts";
 import type { ResultStoreOptions } from "./create_result_store.ts";
@@ -157,24 +157,30 @@ class SharedResultStore implements ResultStore {
 
   async remove(queryId?: string): Promise<string[]> {
     let claimed: { id: string; kind: Ext }[];
+    // Plots reserved here and not stored yet count as removed plots too.
+    const reserved: string[] = [];
     if (queryId === undefined) {
       claimed = await this.#db.sql<{ id: string; kind: Ext }>`
         update result_files set state = 'deleting', state_at = now()
         where state = 'ready' returning id::text, kind`;
-      for (const id of this.#pending) await this.#dropCopy(id);
-      this.#pending.clear();
+      reserved.push(...this.#pending);
     } else {
       const id = normalizeId(queryId);
       if (!id) return [];
       claimed = await this.#db.sql<{ id: string; kind: Ext }>`
         update result_files set state = 'deleting', state_at = now()
         where id = ${id} and state = 'ready' returning id::text, kind`;
-      if (this.#pending.delete(id)) await this.#dropCopy(id);
+      if (this.#pending.has(id)) reserved.push(id);
+    }
+    for (const id of reserved) {
+      this.#pending.delete(id);
+      await this.#dropCopy(id);
     }
     await this.#purge(claimed.map((r) => r.id));
     return [
       ...claimed.filter((r) => r.kind === "csv").map((r) => r.id),
       ...claimed.filter((r) => r.kind === "png").map((r) => r.id),
+      ...reserved,
     ];
   }
 
@@ -261,9 +267,9 @@ class SharedResultStore implements ResultStore {
   /** Registers a result being written; it is invisible until `#finish`. */
   async #begin(id: string, kind: Ext): Promise<void> {
     await this.#db.sql`
-      insert into result_files (id, kind, created_at) values (${id}, ${kind}, ${
-      new Date(this.#now())
-    })`;
+      insert into result_files (id, kind, created_at) values (${id}, ${kind}, ${new Date(
+      this.#now(),
+    )})`;
   }
 
   /** Makes a written result visible; its age counts from now. */

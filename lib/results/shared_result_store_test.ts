@@ -144,7 +144,9 @@ Deno.test({
   fn: async () => {
     await using t = await twoInstances();
     const more = await Promise.all(Array.from({ length: 6 }, () => t.open()));
-    const [{ n }] = await t.db.sql<{ n: number }>`select count(*)::int as n from result_link_secret`;
+    const [{ n }] = await t.db.sql<
+      { n: number }
+    >`select count(*)::int as n from result_link_secret`;
     equal(n, 1);
     const q = await t.a.saveCsv(["a"], [[1]]);
     const url = await t.a.fileUrl(q.queryId, "csv");
