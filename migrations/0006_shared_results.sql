@@ -36,3 +36,36 @@ create table result_link_secret (
 -- Other users' results and the secret are never visible to the SQL tool's role.
 revoke all on result_files, result_chunks, result_link_secret from public;
 revoke all on result_files, result_chunks, result_link_secret from sensor_reader;
+
+-- One sweep, in one statement: claims (state 'deleting') the results to remove and returns their
+-- ids; the caller deletes their chunks, then their rows. Sweeps of all instances take the same
+-- advisory lock, and each statement after it sees what the previous sweep committed, so two
+-- instances never claim one result twice nor evict more than the budget asks.
+create function result_sweep(cutoff timestamptz, max_bytes bigint) returns setof uuid
+language plpgsql volatile as $$
+begin
+  perform pg_advisory_xact_lock(1634558518);
+  -- Expired, and past the budget counted from the newest (which is always kept).
+  return query
+    with ranked as (
+      select id, created_at,
+             sum(bytes) over w as running,
+             row_number() over w as rn
+      from result_files where state = 'ready'
+      window w as (order by created_at desc, id desc rows unbounded preceding))
+    update result_files f set state = 'deleting', state_at = now()
+    from ranked r
+    where f.id = r.id and f.state = 'ready'
+      and (r.created_at <= cutoff or (r.rn > 1 and r.running > max_bytes))
+    returning f.id;
+  -- Writes a crashed server never finished.
+  return query
+    update result_files set state = 'deleting', state_at = now()
+    where state = 'writing' and state_at < now() - interval '1 hour'
+    returning id;
+  -- Removals a crashed server never finished.
+  return query
+    select id from result_files where state = 'deleting' and state_at < now() - interval '1 minute';
+end
+$$;
+revoke all on function result_sweep(timestamptz, bigint) from public;

@@ -12,22 +12,34 @@ export class ResultGone extends Error {
 }
 
 /**
- * Appends bytes to a result's `result_chunks` rows, `CHUNK_BYTES` at a time, as they are
- * produced: at most one chunk is held in memory.
+ * Writes one result into `result_files` and `result_chunks`, `CHUNK_BYTES` at a time, as its bytes
+ * are produced: at most one chunk is held in memory. The row is registered as `writing` before
+ * the first chunk goes out (invisible to readers) and made `ready` by `finish`; a result of a
+ * single chunk is written by one statement.
  */
 export class ChunkWriter {
   #db: Queryable;
   #id: string;
+  #kind: "csv" | "png";
+  #now: () => number;
   #buf = new Uint8Array(CHUNK_BYTES);
   #fill = 0;
+  #begun = false;
   /** Chunks written so far. */
   chunks = 0;
   /** Bytes written so far (including the buffered ones). */
   bytes = 0;
 
-  constructor(db: Queryable, id: string) {
+  constructor(db: Queryable, file: { id: string; kind: "csv" | "png"; now: () => number }) {
     this.#db = db;
-    this.#id = id;
+    this.#id = file.id;
+    this.#kind = file.kind;
+    this.#now = file.now;
+  }
+
+  /** True once rows may exist in the database (to remove after a failure). */
+  get begun(): boolean {
+    return this.#begun;
   }
 
   /** Buffers `data`, writing every full chunk. */
@@ -43,12 +55,42 @@ export class ChunkWriter {
     }
   }
 
-  /** Writes what is buffered. */
-  async close(): Promise<void> {
+  /**
+   * Writes what is buffered and makes the result visible; its age counts from now (returned, in
+   * milliseconds).
+   */
+  async finish(rowCount: number): Promise<number> {
+    const createdAt = new Date(this.#now());
+    if (!this.#begun) {
+      this.#begun = true;
+      const data = this.#buf.slice(0, this.#fill);
+      const chunks = data.length > 0 ? 1 : 0;
+      await this.#db.sql`
+        with f as (
+          insert into result_files (id, kind, state, row_count, bytes, chunks, created_at)
+          values (${this.#id}, ${this.#kind}, 'ready', ${rowCount}, ${this.bytes}, ${chunks},
+                  ${createdAt}))
+        insert into result_chunks (result_id, seq, data)
+        select ${this.#id}::uuid, 0, ${data}::bytea where ${chunks}::int = 1`;
+      return createdAt.getTime();
+    }
     if (this.#fill > 0) await this.#flush();
+    const done = await this.#db.sql`
+      update result_files
+      set state = 'ready', state_at = now(), row_count = ${rowCount}, bytes = ${this.bytes},
+          chunks = ${this.chunks}, created_at = ${createdAt}
+      where id = ${this.#id} and state = 'writing' returning id`;
+    if (done.length === 0) throw new ResultGone(this.#id);
+    return createdAt.getTime();
   }
 
   async #flush(): Promise<void> {
+    if (!this.#begun) {
+      this.#begun = true;
+      await this.#db.sql`
+        insert into result_files (id, kind, created_at)
+        values (${this.#id}, ${this.#kind}, ${new Date(this.#now())})`;
+    }
     const data = this.#buf.slice(0, this.#fill);
     await this.#db.sql`
       insert into result_chunks (result_id, seq, data) values (${this.#id}, ${this.chunks}, ${data})`;
@@ -63,10 +105,20 @@ export class ChunkWriter {
  * before any chunk is deleted, so a reader gets every byte or a `ResultGone` error, never a
  * silently shortened file.
  */
-export function chunkStream(db: Queryable, id: string, chunks: number): ReadableStream<Uint8Array> {
+export function chunkStream(
+  db: Queryable,
+  file: { id: string; chunks: number; first?: Uint8Array },
+): ReadableStream<Uint8Array> {
+  const { id, chunks } = file;
   let seq = 0;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
+      if (seq === 0 && file.first && chunks > 0) {
+        // Read with the metadata, in the same statement.
+        seq++;
+        controller.enqueue(file.first);
+        return;
+      }
       if (seq >= chunks) {
         controller.close();
         return;

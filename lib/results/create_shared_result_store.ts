@@ -16,9 +16,6 @@ export interface SharedResultStoreOptions extends ResultStoreOptions {
   db: Db;
 }
 
-/** Any fixed number: sweeps of all instances on one database run one at a time. */
-const SWEEP_LOCK = 0x616d6236;
-
 interface Meta {
   kind: Ext;
   row_count: number;
@@ -73,6 +70,8 @@ class SharedResultStore implements ResultStore {
   /** Plots reserved by `newPlot()` and not stored yet. */
   #pending = new Set<string>();
   #copying = new Map<string, Promise<string | undefined>>();
+  /** When results this instance saved lately became ready, to sign their links at once. */
+  #recent = new Map<string, { ext: Ext; createdAt: number }>();
   #sweeping: Promise<void> | undefined;
   #again = false;
 
@@ -99,14 +98,12 @@ class SharedResultStore implements ResultStore {
   async saveCsv(columns: string[], rows: Iterable<unknown[]>): Promise<SavedResult> {
     const id = crypto.randomUUID();
     let rowCount = 0;
-    await this.#begin(id, "csv");
-    const writer = new ChunkWriter(this.#db, id);
+    const writer = new ChunkWriter(this.#db, { id, kind: "csv", now: this.#now });
     try {
       for (const piece of csvPieces(columns, rows, () => rowCount++)) await writer.write(piece);
-      await writer.close();
-      await this.#finish(id, { rowCount, writer });
+      this.#remember(id, "csv", await writer.finish(rowCount));
     } catch (error) {
-      await this.#purge([id]).catch(() => {});
+      if (writer.begun) await this.#purge([id]).catch(() => {});
       throw error;
     }
     await this.#sweepQuietly();
@@ -127,18 +124,16 @@ class SharedResultStore implements ResultStore {
     const id = normalizeId(plotId);
     if (!id || !this.#pending.has(id)) throw new RangeError(`No reserved plot with id "${plotId}"`);
     const path = join(this.#local, `${id}.png`);
-    await this.#begin(id, "png");
-    const writer = new ChunkWriter(this.#db, id);
+    const writer = new ChunkWriter(this.#db, { id, kind: "png", now: this.#now });
     try {
       using file = await Deno.open(path, { read: true });
       const buf = new Uint8Array(CHUNK_BYTES);
       for (let n = await file.read(buf); n !== null; n = await file.read(buf)) {
         await writer.write(buf.subarray(0, n));
       }
-      await writer.close();
-      await this.#finish(id, { rowCount: 0, writer });
+      this.#remember(id, "png", await writer.finish(0));
     } catch (error) {
-      await this.#purge([id]).catch(() => {});
+      if (writer.begun) await this.#purge([id]).catch(() => {});
       throw error;
     }
     this.#pending.delete(id);
@@ -148,9 +143,14 @@ class SharedResultStore implements ResultStore {
 
   async fileUrl(id: string, ext: Ext): Promise<string> {
     const key = normalizeId(id);
-    const meta = key ? await this.#meta(key, ext) : undefined;
-    if (!key || !meta) throw new RangeError(`No cached ${ext} file with id "${id}"`);
-    const exp = this.#expiresAt(meta);
+    const recent = key ? this.#recent.get(key) : undefined;
+    const createdAt = recent?.ext === ext
+      ? recent.createdAt
+      : (key ? await this.#meta(key, ext) : undefined)?.created_at.getTime();
+    if (!key || createdAt === undefined || createdAt + this.#ttlMs <= this.#now()) {
+      throw new RangeError(`No cached ${ext} file with id "${id}"`);
+    }
+    const exp = Math.floor((createdAt + this.#ttlMs) / 1000);
     const sig = await this.#signer.sign(`${key}.${ext}`, exp);
     return `${this.#serverUrl}/files/${key}.${ext}?exp=${exp}&sig=${sig}`;
   }
@@ -221,9 +221,15 @@ class SharedResultStore implements ResultStore {
 
   async openFile(id: string, ext: Ext): Promise<StoredFile | undefined> {
     const key = normalizeId(id);
-    const meta = key ? await this.#meta(key, ext) : undefined;
-    if (!key || !meta) return undefined;
-    return { size: meta.bytes, body: chunkStream(this.#db, key, meta.chunks) };
+    if (!key) return undefined;
+    const [row] = await this.#db.sql<{ bytes: number; chunks: number; data: Uint8Array | null }>`
+      select f.bytes, f.chunks, c.data from result_files f
+      left join result_chunks c on c.result_id = f.id and c.seq = 0
+      where f.id = ${key} and f.kind = ${ext} and f.state = 'ready'
+        and f.created_at > ${this.#cutoff()}`;
+    if (!row) return undefined;
+    const first = row.data ? new Uint8Array(row.data) : undefined;
+    return { size: row.bytes, body: chunkStream(this.#db, { id: key, chunks: row.chunks, first }) };
   }
 
   verifyLink(id: string, ext: Ext, params: URLSearchParams): Promise<boolean> {
@@ -240,7 +246,7 @@ class SharedResultStore implements ResultStore {
     const tmp = join(this.#local, `.${id}.${crypto.randomUUID()}.tmp`);
     try {
       const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
-      await chunkStream(this.#db, id, meta.chunks).pipeTo(file.writable);
+      await chunkStream(this.#db, { id, chunks: meta.chunks }).pipeTo(file.writable);
       await Deno.rename(tmp, path);
     } catch (error) {
       await removeFile(tmp);
@@ -264,24 +270,6 @@ class SharedResultStore implements ResultStore {
     return row;
   }
 
-  /** Registers a result being written; it is invisible until `#finish`. */
-  async #begin(id: string, kind: Ext): Promise<void> {
-    await this.#db.sql`
-      insert into result_files (id, kind, created_at) values (${id}, ${kind}, ${new Date(
-      this.#now(),
-    )})`;
-  }
-
-  /** Makes a written result visible; its age counts from now. */
-  async #finish(id: string, r: { rowCount: number; writer: ChunkWriter }): Promise<void> {
-    const done = await this.#db.sql`
-      update result_files
-      set state = 'ready', state_at = now(), row_count = ${r.rowCount}, bytes = ${r.writer.bytes},
-          chunks = ${r.writer.chunks}, created_at = ${new Date(this.#now())}
-      where id = ${id} and state = 'writing' returning id`;
-    if (done.length === 0) throw new ResultGone(id);
-  }
-
   /** Deletes the chunks, then the rows, of results no longer `ready`. Idempotent. */
   async #purge(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
@@ -289,15 +277,20 @@ class SharedResultStore implements ResultStore {
     await this.#db.sql`delete from result_chunks where result_id = any(${list}::uuid[])`;
     await this.#db.sql`
       delete from result_files where id = any(${list}::uuid[]) and state <> 'ready'`;
-    for (const id of ids) if (this.#copies.has(id)) await this.#dropCopy(id);
+    for (const id of ids) {
+      this.#recent.delete(id);
+      if (this.#copies.has(id)) await this.#dropCopy(id);
+    }
   }
 
   #cutoff(): Date {
     return new Date(this.#now() - this.#ttlMs);
   }
 
-  #expiresAt(m: Meta): number {
-    return Math.floor((m.created_at.getTime() + this.#ttlMs) / 1000);
+  #remember(id: string, ext: Ext, createdAt: number): void {
+    this.#recent.set(id, { ext, createdAt });
+    // The oldest entry goes first (a Map iterates in insertion order).
+    if (this.#recent.size > 256) this.#recent.delete(this.#recent.keys().next().value!);
   }
 
   /** A failed sweep is retried by the next one; the result that triggered it is saved. */
@@ -325,35 +318,15 @@ class SharedResultStore implements ResultStore {
   }
 
   /**
-   * Claims (under the advisory lock) expired results and, newest first, every result past the
-   * byte budget except the newest; also writes and removals a crashed server left unfinished.
-   * Then deletes what it claimed and drops local copies of results that are gone.
+   * Claims, in one call of `result_sweep` (migrations/0006_shared_results.sql, under an advisory
+   * lock), expired results, every result past the byte budget counted newest first except the
+   * newest, and writes and removals a crashed server left unfinished. Then deletes what it
+   * claimed and drops local copies of results that are gone.
    */
   async #sweepOnce(): Promise<void> {
     const cutoff = this.#cutoff();
-    const claimed = await this.#db.transaction(async (tx) => {
-      await tx.query("select pg_advisory_xact_lock($1)", [SWEEP_LOCK]);
-      const evicted = await tx.sql<{ id: string }>`
-        with ranked as (
-          select id, created_at,
-                 sum(bytes) over w as running,
-                 row_number() over w as rn
-          from result_files where state = 'ready'
-          window w as (order by created_at desc, id desc rows unbounded preceding))
-        update result_files f set state = 'deleting', state_at = now()
-        from ranked r
-        where f.id = r.id and f.state = 'ready'
-          and (r.created_at <= ${cutoff} or (r.rn > 1 and r.running > ${this.#maxBytes}))
-        returning f.id::text`;
-      const abandoned = await tx.sql<{ id: string }>`
-        update result_files set state = 'deleting', state_at = now()
-        where state = 'writing' and state_at < now() - interval '1 hour'
-        returning id::text`;
-      const unfinished = await tx.sql<{ id: string }>`
-        select id::text from result_files
-        where state = 'deleting' and state_at < now() - interval '1 minute'`;
-      return [...evicted, ...abandoned, ...unfinished].map((r) => r.id);
-    });
+    const claimed = (await this.#db.sql<{ id: string }>`
+      select id::text from result_sweep(${cutoff}, ${this.#maxBytes}) as s(id)`).map((r) => r.id);
     await this.#purge(claimed);
     const copies = [...this.#copies].filter((id) => !this.#pending.has(id));
     if (copies.length === 0) return;

@@ -217,6 +217,21 @@ Deno.test({
 });
 
 Deno.test({
+  name: "a result whose rows fail half way is removed again, chunks and all",
+  ignore: !shared,
+  fn: async () => {
+    await using t = await twoInstances();
+    function* failing() {
+      for (let i = 0; i < 3000; i++) yield [i, "x".repeat(300)];
+      throw new Error("the cursor broke");
+    }
+    await rejects(() => t.a.saveCsv(["i", "t"], failing()), /the cursor broke/);
+    deepEqual(await counts(t.db), { files: 0, chunks: 0, bytes: 0 });
+    deepEqual(await t.b.list(), []);
+  },
+});
+
+Deno.test({
   name: "a result removed while it is read ends the stream with ResultGone, never a short file",
   ignore: !shared,
   fn: async () => {
@@ -243,12 +258,19 @@ Deno.test({
   fn: async () => {
     await using t = await twoInstances();
     await t.a.saveCsv(["secret"], [["other user's data"]]);
-    for (const table of ["result_files", "result_chunks", "result_link_secret"]) {
+    for (
+      const sql of [
+        "select * from result_files",
+        "select * from result_chunks",
+        "select * from result_link_secret",
+        "select * from result_sweep(now(), 0)",
+      ]
+    ) {
       const error = await t.db.transaction(async (tx) => {
         await tx.exec("set local role sensor_reader");
-        await tx.query(`select * from ${table}`);
+        await tx.query(sql);
       }).then(() => undefined, (e) => e);
-      equal((error as { code?: string })?.code, "42501", `${table} is not readable`);
+      equal((error as { code?: string })?.code, "42501", `refused: ${sql}`);
     }
   },
 });
