@@ -12,17 +12,16 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { openDb, type Queryable } from "../lib/db/mod.ts";
+import { openDb } from "../lib/db/mod.ts";
 import { withTestDb } from "../lib/db/testing.ts";
 import type { ResultStore } from "../lib/mcp/mod.ts";
 import { createResultStore, createSharedResultStore } from "../lib/results/mod.ts";
 import { sandboxAvailable } from "../tests/fixtures/mcp_sandbox_available.ts";
 import { childEnv, freePort, spawnServe } from "../tests/fixtures/mcp_child.ts";
 import { startRoundRobin } from "../tests/fixtures/round_robin_proxy.ts";
+import { seed, SENSORS } from "./mcp.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const ROWS = 200_000;
-const SENSORS = 5;
 
 type CallResult = { isError?: boolean; content?: unknown; structuredContent?: unknown };
 
@@ -33,20 +32,6 @@ function percentiles(times: number[]): { p50: number; p99: number } {
 }
 
 const ms = (n: number) => `${n.toFixed(1)} ms`;
-
-async function seed(db: Queryable): Promise<void> {
-  await db.exec(`
-    insert into devices (device_id, device_name, location, status)
-      select 'bench-' || g, 'Bench board ' || g, 'room ' || g, 'online'
-      from generate_series(1, ${SENSORS}) g;
-    insert into sensors (sensor_id, device_id, sensor_type, last_seen)
-      select g, 'bench-' || g, 'scd30', now() from generate_series(1, ${SENSORS}) g;
-    insert into scd30_measurements (time, sensor_id, co2, temperature, humidity)
-      select timestamptz '2024-01-01' + (g / ${SENSORS}) * interval '10 seconds',
-             g % ${SENSORS} + 1, 400 + (g % 997), 20 + (g % 50) / 10.0, 40 + (g % 30)
-      from generate_series(0, ${ROWS - 1}) g;
-    analyze scd30_measurements;`);
-}
 
 /** Pairs of calls per second with `clients` concurrent clients on `url`. */
 async function throughput(
@@ -140,7 +125,7 @@ export async function run(args: string[]): Promise<void> {
   }
   const sandbox = await sandboxAvailable();
   await using db = await withTestDb();
-  await seed(db);
+  const seedS = await seed(db);
   await Deno.mkdir(`${ROOT}/data`, { recursive: true });
   const dirs: string[] = [];
   await using lb = await startRoundRobin();
@@ -168,7 +153,7 @@ export async function run(args: string[]): Promise<void> {
     const what = sandbox ? "execute_sql_query (1,000 rows) + analyze_data" : "execute_sql_query";
     console.log(
       `scale: ${what}, ${clients} clients × ${pairs}, postgres, ` +
-        `scd30_measurements ${ROWS.toLocaleString("en-US")} rows, ` +
+        `scd30_measurements 1,000,000 rows (seeded in ${seedS.toFixed(1)} s), ` +
         `${navigator.hardwareConcurrency} cores shared by everything` +
         (sandbox ? "" : " (no bwrap: sandbox calls left out)"),
     );

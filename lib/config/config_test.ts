@@ -89,3 +89,12 @@ Deno.test("a number variable that is not a finite number says so in plain words"
     );
   }
 });
+
+Deno.test("LINK_SECRET is optional and must be at least 32 characters", () => {
+  assertEquals(loadServeConfig({}).linkSecret, undefined);
+  assertEquals(loadServeConfig({ LINK_SECRET: "k".repeat(32) }).linkSecret, "k".repeat(32));
+  throws(
+    () => loadServeConfig({ LINK_SECRET: "short" }),
+    (e: unknown) => e instanceof ConfigError && e.variable === "LINK_SECRET",
+  );
+});
