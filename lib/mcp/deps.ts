@@ -3,7 +3,7 @@ import type { Db } from "../db/mod.ts";
 import type { ResolvedServeConfig } from "../config/mod.ts";
 import type { Sandbox } from "../sandbox/mod.ts";
 
-/** A result set saved as CSV under `DATA_DIR/queries/`. */
+/** A result set saved as CSV (on disk under `DATA_DIR/queries/`, or in PostgreSQL). */
 export interface SavedResult {
   queryId: string;
   rowCount: number;

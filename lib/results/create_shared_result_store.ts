@@ -89,8 +89,9 @@ class SharedResultStore implements ResultStore {
   async load(): Promise<void> {
     for await (const f of Deno.readDir(this.#local)) {
       const m = /^(.+)\.(csv|png)$/.exec(f.name);
-      if (f.isFile && m && ID_RE.test(m[1])) this.#copies.add(m[1]);
-      else await removeFile(join(this.#local, f.name));
+      if (!f.isFile) continue;
+      if (m && ID_RE.test(m[1])) this.#copies.add(m[1]);
+      else await removeFile(join(this.#local, f.name)); // an interrupted copy
     }
     await this.#sweep();
   }
