@@ -14,7 +14,8 @@ import { migrate, openDb, type Queryable } from "../lib/db/mod.ts";
 import { withTestDb } from "../lib/db/testing.ts";
 
 const ROWS = 1_000_000;
-const SENSORS = 5;
+/** Sensors (and devices) the benchmark seeds. */
+export const SENSORS = 5;
 const TARGET_P50_MS = 15;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -47,7 +48,8 @@ async function measure(
   };
 }
 
-async function seed(db: Queryable): Promise<number> {
+/** Seeds the benchmark devices and `scd30_measurements`; returns the seconds it took. */
+export async function seed(db: Queryable): Promise<number> {
   const t = performance.now();
   await db.exec(`
     insert into devices (device_id, device_name, location, status)

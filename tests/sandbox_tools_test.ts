@@ -17,10 +17,12 @@ function fakeResults(dir: string): ResultStore {
     saveCsv: () => Promise.reject(new Error("not used")),
     csvPath: (id) => Promise.resolve(id === "q1" ? `${dir}/q1.csv` : undefined),
     newPlot: () => Promise.resolve({ plotId: "p1", path: `${dir}/p1.png` }),
+    storePlot: () => Promise.resolve(),
     fileUrl: (id, ext) => Promise.resolve(`http://127.0.0.1:8000/files/${id}.${ext}?sig=x`),
     remove: () => Promise.resolve([]),
     list: () => Promise.resolve([]),
     filePath: () => Promise.resolve(undefined),
+    openFile: () => Promise.resolve(undefined),
     verifyLink: () => Promise.resolve(false),
   };
 }

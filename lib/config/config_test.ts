@@ -115,3 +115,12 @@ Deno.test("loadServeConfig() reads the embedded broker's accounts and TLS files"
   });
   assertEquals(c.collector.mqtt.username, "collector");
 });
+
+Deno.test("LINK_SECRET is optional and must be at least 32 characters", () => {
+  assertEquals(loadServeConfig({}).linkSecret, undefined);
+  assertEquals(loadServeConfig({ LINK_SECRET: "k".repeat(32) }).linkSecret, "k".repeat(32));
+  throws(
+    () => loadServeConfig({ LINK_SECRET: "short" }),
+    (e: unknown) => e instanceof ConfigError && e.variable === "LINK_SECRET",
+  );
+});

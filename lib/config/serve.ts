@@ -28,6 +28,8 @@ export interface ResolvedServeConfig {
   /** Public base URL for links, without a trailing slash. */
   serverUrl: string;
   authToken: string | undefined;
+  /** `LINK_SECRET`: signs download links on every instance alike (else a stored secret). */
+  linkSecret: string | undefined;
   /** Embedded broker listen address (only used when no MQTT URL is configured). */
   mqttListen: { host: string; port: number };
   /** Embedded broker: per-device accounts and TLS (its service account is the collector's). */
@@ -81,6 +83,10 @@ export function loadServeConfig(env: Env): ResolvedServeConfig {
         "(or ALLOW_INSECURE_NON_LOOPBACK=true to accept the risk)",
     );
   }
+  const linkSecret = str(env, "LINK_SECRET");
+  if (linkSecret !== undefined && linkSecret.length < 32) {
+    throw new ConfigError("LINK_SECRET", "must be at least 32 characters long");
+  }
   const cert = str(env, "TLS_CERT_FILE");
   const key = str(env, "TLS_KEY_FILE");
   if ((cert === undefined) !== (key === undefined)) {
@@ -99,6 +105,7 @@ export function loadServeConfig(env: Env): ResolvedServeConfig {
     tlsKeyFile: key,
     serverUrl,
     authToken,
+    linkSecret,
     mqttListen: hostPort(env, "MQTT_LISTEN", "127.0.0.1:1883"),
     mqttBroker: {
       deviceCredentialsFile: str(env, "MQTT_DEVICE_CREDENTIALS_FILE"),

@@ -1,5 +1,4 @@
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import { resolve, sep } from "node:path";
 import { logger } from "../log/mod.ts";
 import type { ToolDeps } from "./deps.ts";
 import { allowedHosts, bearerMatches, checkHostAndOrigin, machineNames } from "./_request_guard.ts";
@@ -35,7 +34,8 @@ function rpcError(status: number, message: string, headers: HeadersInit = {}): R
 
 /**
  * The request handler for `Deno.serve`: MCP over Streamable HTTP at `/mcp` and `/mcp/`
- * (stateless, a new server and transport per request), `GET /healthz`, and `GET /files/{id}.csv`
+ * (stateless, a new server and transport per request), `GET /healthz` (503 when the database
+ * does not answer), `GET /healthz/live` (the process alone, no database), and `GET /files/{id}.csv`
  * / `.png` for signed result links. Every `/mcp` request is checked for `Host` and `Origin`
  * (403) and, with `MCP_AUTH_TOKEN`, for `Authorization: Bearer` (401). Unexpected failures
  * answer 500 without details; the details go to the log.
@@ -52,9 +52,6 @@ export function createHttpHandler(
     machineNames: ["0.0.0.0", "::", "[::]"].includes(config.host) ? machineNames() : [],
   });
   const token = config.authToken;
-  const dataRoot = resolve(config.dataDir);
-  // DATA_DIR's real path, resolved on the first file request that finds it.
-  let realRoot: string | undefined;
   const healthTimeoutMs = opts.healthTimeoutMs ?? 2000;
 
   async function mcp(req: Request): Promise<Response> {
@@ -130,29 +127,12 @@ export function createHttpHandler(
         error: "Forbidden: the link is invalid or has expired. Run the query again for a new link.",
       });
     }
-    const path = await deps.results.filePath(id, ext);
-    if (!path) {
+    const file = await deps.results.openFile(id, ext);
+    if (!file) {
       return json(404, { error: `No ${ext.toUpperCase()} file ${id} (unknown or expired)` });
     }
-    let file: Deno.FsFile;
-    try {
-      // Defence in depth: only regular files under DATA_DIR are ever opened.
-      const real = await Deno.realPath(path);
-      realRoot ??= await Deno.realPath(dataRoot);
-      if (!real.startsWith(realRoot + sep) || !real.endsWith(`.${ext}`)) {
-        log.error("result store returned a path outside DATA_DIR", { id });
-        return json(404, { error: "Not found" });
-      }
-      file = await Deno.open(real, { read: true });
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) {
-        return json(404, { error: `No ${ext.toUpperCase()} file ${id} (unknown or expired)` });
-      }
-      throw error;
-    }
-    const { size } = await file.stat();
     const headers: Record<string, string> = {
-      "content-length": String(size),
+      "content-length": String(file.size),
       "cache-control": "private, max-age=300",
       "x-content-type-options": "nosniff",
       "content-type": ext === "csv" ? "text/csv; charset=utf-8" : "image/png",
@@ -161,10 +141,10 @@ export function createHttpHandler(
         : `inline; filename="plot-${id}.png"`,
     };
     if (req.method === "HEAD") {
-      file.close();
+      await file.body.cancel();
       return new Response(null, { status: 200, headers });
     }
-    return new Response(file.readable, { status: 200, headers });
+    return new Response(file.body, { status: 200, headers });
   }
 
   return async (req: Request): Promise<Response> => {
@@ -173,10 +153,13 @@ export function createHttpHandler(
       const path = url.pathname;
       if (path === "/mcp" || path === "/mcp/") return await mcp(req);
       if (req.method !== "GET" && req.method !== "HEAD") {
-        const known = path === "/healthz" || path.startsWith("/files/");
+        const known = path === "/healthz" || path === "/healthz/live" ||
+          path.startsWith("/files/");
         return json(known ? 405 : 404, { error: known ? "Method not allowed" : "Not found" });
       }
       if (path === "/healthz") return await healthz();
+      // Liveness: the process answers; never touches the database.
+      if (path === "/healthz/live") return json(200, { ok: true, live: true });
       if (path.startsWith("/files/")) return await files(req, url);
       return json(404, { error: "Not found" });
     } catch (error) {

@@ -8,4 +8,4 @@ export { createMcpServer, SERVER_NAME, SERVER_VERSION } from "./server.ts";
 export { createHttpHandler, type HttpHandlerOptions } from "./http_handler.ts";
 export { serveStdio, type StdioServer } from "./stdio.ts";
 export { registerAll } from "./tools/mod.ts";
-export type { RegisterTool, ResultStore, SavedResult, ToolDeps } from "./deps.ts";
+export type { RegisterTool, ResultStore, SavedResult, StoredFile, ToolDeps } from "./deps.ts";

@@ -1,7 +1,7 @@
 import { type McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { Variables } from "@modelcontextprotocol/sdk/shared/uriTemplate.js";
 import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
-import type { ToolDeps } from "./deps.ts";
+import type { StoredFile, ToolDeps } from "./deps.ts";
 import { describeSchema, ReadingsError, sensorDetails } from "../readings/mod.ts";
 
 /** Largest part of a cached CSV returned by a `query://` resource read. */
@@ -116,14 +116,14 @@ export function registerResources(server: McpServer, deps: ToolDeps): void {
     },
     async (uri: URL, { query_id }: Variables) => {
       const id = String(Array.isArray(query_id) ? query_id[0] : query_id);
-      const path = await deps.results.csvPath(id);
-      if (!path) {
+      const file = await deps.results.openFile(id, "csv");
+      if (!file) {
         throw new McpError(
           ErrorCode.InvalidParams,
           `Unknown or expired query_id "${id}": run execute_sql_query or get_sensor_history again`,
         );
       }
-      const { text, shown, truncated, size } = await readHead(path, CSV_RESOURCE_MAX_BYTES);
+      const { text, shown, truncated, size } = await readHead(file, CSV_RESOURCE_MAX_BYTES);
       const contents: { uri: string; mimeType: string; text: string }[] = [
         { uri: uri.href, mimeType: "text/csv", text },
       ];
@@ -141,21 +141,27 @@ export function registerResources(server: McpServer, deps: ToolDeps): void {
 }
 
 /**
- * The first `max` bytes of a file, cut after the last complete line when the file is longer;
- * `shown` is the byte length of `text`.
+ * The first `max` bytes of a stored file, cut after the last complete line when the file is
+ * longer; `shown` is the byte length of `text`. Only those bytes are read.
  */
 async function readHead(
-  path: string,
+  file: StoredFile,
   max: number,
 ): Promise<{ text: string; shown: number; truncated: boolean; size: number }> {
-  using file = await Deno.open(path, { read: true });
-  const size = (await file.stat()).size;
+  const { size } = file;
   const buf = new Uint8Array(Math.min(size, max));
   let read = 0;
-  while (read < buf.length) {
-    const n = await file.read(buf.subarray(read));
-    if (n === null) break;
-    read += n;
+  const reader = file.body.getReader();
+  try {
+    while (read < buf.length) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      const n = Math.min(value.length, buf.length - read);
+      buf.set(value.subarray(0, n), read);
+      read += n;
+    }
+  } finally {
+    await reader.cancel();
   }
   let bytes = buf.subarray(0, read);
   const truncated = size > read;

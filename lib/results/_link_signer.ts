@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { type Ext, normalizeId } from "./_ids.ts";
 
 /** Signs and checks `/files/{id}.{ext}?exp=…&sig=…` links with a secret kept in the data folder. */
 export interface LinkSigner {
@@ -15,9 +16,14 @@ const SECRET_RE = /^[0-9a-f]{64}$/;
  * (created with mode 0600 on first use), so links stay valid across restarts.
  */
 export async function createLinkSigner(dataDir: string): Promise<LinkSigner> {
+  return await linkSigner(hexBytes(await loadSecret(join(dataDir, "link_secret"))));
+}
+
+/** HMAC-SHA256 over `<id>.<ext>:<exp>` with the given key (`LINK_SECRET`, or a stored secret). */
+export async function linkSigner(secret: Uint8Array): Promise<LinkSigner> {
   const key = await crypto.subtle.importKey(
     "raw",
-    hexBytes(await loadSecret(join(dataDir, "link_secret"))),
+    new Uint8Array(secret),
     { name: "HMAC", hash: "SHA-256" },
     false,
     ["sign", "verify"],
@@ -40,6 +46,26 @@ export async function createLinkSigner(dataDir: string): Promise<LinkSigner> {
       );
     },
   };
+}
+
+/**
+ * True when `params` (`exp`, `sig`) are a valid signature of `/files/<id>.<ext>` that has not
+ * expired at `nowMs`; only the canonical (lower-case) spelling of an id is ever signed.
+ */
+export async function verifyLinkParams(
+  signer: LinkSigner,
+  link: { id: string; ext: Ext; params: URLSearchParams; nowMs: number },
+): Promise<boolean> {
+  const { id, ext, params } = link;
+  if (!normalizeId(id) || id !== normalizeId(id) || (ext !== "csv" && ext !== "png")) {
+    return false;
+  }
+  const expText = params.get("exp") ?? "";
+  const sig = params.get("sig") ?? "";
+  if (!/^\d{1,12}$/.test(expText)) return false;
+  const exp = Number(expText);
+  if (exp * 1000 <= link.nowMs) return false;
+  return await signer.verify(`${id}.${ext}`, exp, sig);
 }
 
 async function loadSecret(path: string): Promise<string> {

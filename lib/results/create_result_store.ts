@@ -1,8 +1,8 @@
-import { join, resolve } from "node:path";
-import { stringify } from "csv-stringify/sync";
-import type { ResultStore, SavedResult } from "../mcp/deps.ts";
-import { csvCell } from "./_csv_cell.ts";
-import { createLinkSigner, type LinkSigner } from "./_link_signer.ts";
+import { join, resolve, sep } from "node:path";
+import type { ResultStore, SavedResult, StoredFile } from "../mcp/deps.ts";
+import { csvPieces } from "./_csv_text.ts";
+import { type Ext, ID_RE, normalizeId } from "./_ids.ts";
+import { createLinkSigner, type LinkSigner, linkSigner, verifyLinkParams } from "./_link_signer.ts";
 
 /** Options of `createResultStore`. */
 export interface ResultStoreOptions {
@@ -14,15 +14,11 @@ export interface ResultStoreOptions {
   ttlH: number;
   /** Disk budget in bytes (`QUERY_CACHE_MAX_MB`); past it the oldest files are evicted. */
   maxBytes: number;
+  /** `LINK_SECRET`: signs links instead of the stored secret (the same on every instance). */
+  linkSecret?: string;
   /** Clock in milliseconds (tests); default `Date.now`. */
   now?: () => number;
 }
-
-/** Matches the ids this store hands out (random UUIDs, lower case); nothing else reaches a path. */
-const ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const ROWS_PER_CHUNK = 1000;
-
-type Ext = "csv" | "png";
 
 interface Entry {
   id: string;
@@ -44,7 +40,9 @@ export async function createResultStore(opts: ResultStoreOptions): Promise<Resul
   const plots = join(dataDir, "plots");
   await Deno.mkdir(queries, { recursive: true, mode: 0o700 });
   await Deno.mkdir(plots, { recursive: true, mode: 0o700 });
-  const signer = await createLinkSigner(dataDir);
+  const signer = opts.linkSecret
+    ? await linkSigner(new TextEncoder().encode(opts.linkSecret))
+    : await createLinkSigner(dataDir);
   const store = new DiskResultStore({ ...opts, queries, plots, signer });
   await store.load();
   return store;
@@ -58,6 +56,8 @@ class DiskResultStore implements ResultStore {
   #maxBytes: number;
   #now: () => number;
   #signer: LinkSigner;
+  #root: string;
+  #realRoot: string | undefined;
   #entries = new Map<string, Entry>();
   #lock: Promise<unknown> = Promise.resolve();
 
@@ -69,6 +69,7 @@ class DiskResultStore implements ResultStore {
     this.#maxBytes = o.maxBytes;
     this.#now = o.now ?? Date.now;
     this.#signer = o.signer;
+    this.#root = resolve(o.dataDir);
   }
 
   /** Indexes the files a previous run left; drops leftovers of interrupted writes. */
@@ -109,17 +110,9 @@ class DiskResultStore implements ResultStore {
     const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
     try {
       try {
-        bytes += await writeAll(file, csvText([columns]));
-        let chunk: unknown[][] = [];
-        for (const row of rows) {
-          chunk.push(row);
-          rowCount++;
-          if (chunk.length === ROWS_PER_CHUNK) {
-            bytes += await writeAll(file, csvText(chunk));
-            chunk = [];
-          }
+        for (const piece of csvPieces(columns, rows, () => rowCount++)) {
+          bytes += await writeAll(file, piece);
         }
-        if (chunk.length > 0) bytes += await writeAll(file, csvText(chunk));
       } finally {
         file.close();
       }
@@ -153,6 +146,31 @@ class DiskResultStore implements ResultStore {
     });
     await this.#sweep();
     return { plotId, path: this.#path(plotId, "png") };
+  }
+
+  async storePlot(plotId: string): Promise<void> {
+    const entry = this.#live(plotId, "png");
+    if (!entry) throw new RangeError(`No reserved plot with id "${plotId}"`);
+    entry.bytes = (await Deno.stat(this.#path(entry.id, "png"))).size;
+    await this.#sweep();
+  }
+
+  async openFile(id: string, ext: Ext): Promise<StoredFile | undefined> {
+    const path = await this.filePath(id, ext);
+    if (!path) return undefined;
+    let file: Deno.FsFile;
+    try {
+      // Defence in depth: only regular files under DATA_DIR are ever opened.
+      const real = await Deno.realPath(path);
+      this.#realRoot ??= await Deno.realPath(this.#root);
+      if (!real.startsWith(this.#realRoot + sep) || !real.endsWith(`.${ext}`)) return undefined;
+      file = await Deno.open(real, { read: true });
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return undefined;
+      throw error;
+    }
+    const { size } = await file.stat();
+    return { size, body: file.readable };
   }
 
   async fileUrl(id: string, ext: Ext): Promise<string> {
@@ -199,16 +217,8 @@ class DiskResultStore implements ResultStore {
     return st?.isFile ? path : undefined;
   }
 
-  async verifyLink(id: string, ext: Ext, params: URLSearchParams): Promise<boolean> {
-    if (!normalizeId(id) || id !== normalizeId(id) || (ext !== "csv" && ext !== "png")) {
-      return false;
-    }
-    const expText = params.get("exp") ?? "";
-    const sig = params.get("sig") ?? "";
-    if (!/^\d{1,12}$/.test(expText)) return false;
-    const exp = Number(expText);
-    if (exp * 1000 <= this.#now()) return false;
-    return await this.#signer.verify(`${id}.${ext}`, exp, sig);
+  verifyLink(id: string, ext: Ext, params: URLSearchParams): Promise<boolean> {
+    return verifyLinkParams(this.#signer, { id, ext, params, nowMs: this.#now() });
   }
 
   /** The entry for a well-formed, known, unexpired id of that kind. */
@@ -266,20 +276,6 @@ class DiskResultStore implements ResultStore {
     this.#lock = run.catch(() => {});
     return run;
   }
-}
-
-/** The canonical (lower-case) id, or undefined when `id` is not a UUID. */
-function normalizeId(id: string): string | undefined {
-  const lower = typeof id === "string" ? id.toLowerCase() : "";
-  return ID_RE.test(lower) ? lower : undefined;
-}
-
-function csvText(rows: unknown[][]): Uint8Array {
-  const text = stringify(rows.map((r) => r.map(csvCell)), {
-    // An empty string is written as "" so it reads back apart from NULL (an empty field).
-    cast: { string: (v: string) => (v === "" ? { value: "", quoted_empty: true } : v) },
-  });
-  return new TextEncoder().encode(text);
 }
 
 /** Writes all of `data`; returns its length. */

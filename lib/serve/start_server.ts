@@ -6,7 +6,7 @@ import { logger } from "../log/mod.ts";
 import { createHttpHandler, serveStdio, type ToolDeps } from "../mcp/mod.ts";
 import { type Monitor, startMonitor } from "../monitor/mod.ts";
 import { type EmbeddedBroker, startEmbeddedBroker } from "../mqtt/mod.ts";
-import { createResultStore } from "../results/mod.ts";
+import { openResultStore } from "../results/mod.ts";
 import { createSandbox } from "../sandbox/mod.ts";
 
 const log = logger("serve");
@@ -253,11 +253,13 @@ async function start(
   closers.push({ name: "database", order: ORDER.db, fn: () => db.close() });
   await migrate(db);
 
-  const results = await createResultStore({
+  // With PostgreSQL every instance shares results and links; the embedded stack keeps them on disk.
+  const { store: results, location: resultsIn } = await openResultStore(db, {
     dataDir,
     serverUrl,
     ttlH: config.query.cacheTtlH,
     maxBytes: config.query.cacheMaxBytes,
+    linkSecret: config.linkSecret,
   });
   const sandbox = opts.sandbox === null
     ? undefined
@@ -314,6 +316,7 @@ async function start(
     ports: servers.map((s) => s.addr.port),
     health: () => ({
       mode: embedded ? "embedded" : "external",
+      results: resultsIn,
       ...(collector ? { collector: collector.stats() } : {}),
       ...(broker ? { broker: broker.url } : {}),
       monitor: monitor ? "running" : "not in this process",

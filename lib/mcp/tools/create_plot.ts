@@ -34,6 +34,8 @@ export function registerCreatePlotTool(server: McpServer, deps: ToolDeps): void 
     const { plotId, path } = await deps.results.newPlot();
     try {
       await deps.sandbox.run({ csvPath, code: plot_code, mode: "plot", pngPath: path });
+      // Stored where the link (and, with PostgreSQL, every server instance) serves it.
+      await deps.results.storePlot(plotId);
     } catch (error) {
       // No figure: drop the reserved plot so it is neither listed nor counted as cached.
       await deps.results.remove(plotId).catch(() => {});
