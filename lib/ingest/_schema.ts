@@ -97,7 +97,7 @@ export class SchemaCache {
     const [{ n }] = await tx.sql<{ n: number }>`
       select count(distinct sensor_type)::int as n from metrics`;
     let typeCount = n;
-    let features: { timescale: boolean; reader: boolean } | undefined;
+    let features: Features | undefined;
     for (const [type, metrics] of pending) {
       // A copy: the cache changes only once this transaction has committed.
       const known = this.#types.get(type);
@@ -165,21 +165,30 @@ export class SchemaCache {
   }
 }
 
+/** What the database offers a new table. */
+interface Features {
+  timescale: boolean;
+  reader: boolean;
+  /** `attach_rollups()` exists: the table gets its rollups (README "Rollups and retention"). */
+  rollups: boolean;
+}
+
 function cloneState(s: TypeState): TypeState {
   return { ...s, ready: new Set(s.ready), all: new Set(s.all), over: new Set(s.over) };
 }
 
-async function loadFeatures(tx: Queryable): Promise<{ timescale: boolean; reader: boolean }> {
-  const [row] = await tx.sql<{ timescale: boolean; reader: boolean }>`
+async function loadFeatures(tx: Queryable): Promise<Features> {
+  const [row] = await tx.sql<Features>`
     select exists (select from pg_extension where extname = 'timescaledb') as timescale,
-           exists (select from pg_roles where rolname = 'sensor_reader') as reader`;
+           exists (select from pg_roles where rolname = 'sensor_reader') as reader,
+           exists (select from pg_proc where proname = 'attach_rollups') as rollups`;
   return row;
 }
 
 async function createTable(
   tx: Queryable,
   table: string,
-  features: { timescale: boolean; reader: boolean },
+  features: Features,
 ): Promise<void> {
   const t = ident(table);
   await tx.sql`create table if not exists ${t} (
@@ -196,4 +205,5 @@ async function createTable(
       raise warning 'hypertable not created: %', sqlerrm;
     end $$`;
   }
+  if (features.rollups) await tx.sql`select attach_rollups(${table}::regclass)`;
 }
