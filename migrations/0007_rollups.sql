@@ -26,6 +26,12 @@ create table raw_retention (
   before     timestamptz not null
 );
 
+-- Measurement tables whose rollups are kept; readers use rollups only for these.
+create table rollup_sources (
+  table_name text primary key,
+  since      timestamptz not null default now()
+);
+
 -- The statement that adds the rows of transition table new_rows to the three rollups. `source`
 -- selects (sensor_id, metric, time, v) from new_rows.
 create function rollup_statement(source text, layout text) returns text
@@ -119,9 +125,10 @@ declare
   name text := (select relname from pg_class where oid = tbl);
   cols text;
 begin
-  if exists (select from pg_trigger where tgrelid = tbl and tgname = 'rollups_after_insert') then
+  if exists (select from rollup_sources where table_name = name) then
     return;
   end if;
+  insert into rollup_sources (table_name) values (name);
   execute format('create trigger rollups_after_insert after insert on %s
                   referencing new table as new_rows
                   for each statement execute function rollups_after_insert()', tbl);
@@ -143,7 +150,7 @@ begin
 end
 $fn$;
 
-grant select on rollup_1m, rollup_1h, rollup_1d, raw_retention to sensor_reader;
+grant select on rollup_1m, rollup_1h, rollup_1d, rollup_sources, raw_retention to sensor_reader;
 
 -- Without TimescaleDB: triggers. With it, hypertables cannot have transition tables, so the
 -- rollups are filled by `refresh_rollups` (below) from a TimescaleDB job instead.

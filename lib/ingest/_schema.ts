@@ -205,5 +205,5 @@ async function createTable(
       raise warning 'hypertable not created: %', sqlerrm;
     end $$`;
   }
-  if (features.rollups) await tx.sql`select attach_rollups(${table}::regclass)`;
+  if (features.rollups) await tx.sql`select attach_rollups(quote_ident(${table})::regclass)`;
 }
