@@ -105,7 +105,11 @@ export async function historyRows(
       from sensors s join devices d on d.device_id = s.device_id
       where s.sensor_id = ${id}
     ),
-    columnar as (${columnar ? aggregate("columnar", "") : "select null::timestamptz as time, null::float8 as avg, null::float8 as min, null::float8 as max, null::numeric as count where false"}),
+    columnar as (${
+    columnar
+      ? aggregate("columnar", "")
+      : "select null::timestamptz as time, null::float8 as avg, null::float8 as min, null::float8 as max, null::numeric as count where false"
+  }),
     flexible as (${aggregate("flexible", columnar ? " and not exists (select from columnar)" : "")})
     select sensor.*,
            (select json_agg(json_build_array(time, avg, min, max, count) order by time)

@@ -33,5 +33,8 @@ Deno.test("latestReadings() takes each metric's newest value from whichever layo
   deepEqual((await latestReadings(db, { location: "window" })).readings.length, 3);
   // The device's room finds the sensor as well as the sensor's own placement does.
   deepEqual((await latestReadings(db, { location: "study" })).readings.length, 3);
-  await rejects(() => latestReadings(db, { location: "Attic" }), /Known rooms .*Study \(Window sill\)/);
+  await rejects(
+    () => latestReadings(db, { location: "Attic" }),
+    /Known rooms .*Study \(Window sill\)/,
+  );
 });

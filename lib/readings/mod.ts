@@ -5,6 +5,16 @@
  * @module
  */
 export type { SensorInfo } from "./_catalog.ts";
+export { type Catalog, knownPlaces, loadCatalog, placeKey, sensorMetrics } from "./_catalog.ts";
+export {
+  coarsestSource,
+  type HistorySource,
+  planSources,
+  ROLLUPS,
+  type SourcePiece,
+} from "./plan_sources.ts";
+export { type Retention, type RetentionOptions, startRetention } from "./start_retention.ts";
+export { type TrimmedTable, type TrimOptions, trimRawReadings } from "./trim_raw_readings.ts";
 export { type Bucket, BUCKET_ORIGIN, bucketCount, chooseBucket } from "./choose_bucket.ts";
 export { describeSchema } from "./describe_schema.ts";
 export { formatAge } from "./format_age.ts";

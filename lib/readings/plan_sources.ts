@@ -71,7 +71,11 @@ export function planSources(opts: PlanOptions): SourcePiece[] {
     const o = BUCKET_ORIGIN.getTime();
     const floor = (t: number) => o + Math.floor((t - o) / 60000) * 60000;
     const ceil = (t: number) => o + Math.ceil((t - o) / 60000) * 60000;
-    return { source: "rollup_1m", start: new Date(floor(p.start.getTime())), end: new Date(ceil(p.end.getTime())) };
+    return {
+      source: "rollup_1m",
+      start: new Date(floor(p.start.getTime())),
+      end: new Date(ceil(p.end.getTime())),
+    };
   });
 }
 
