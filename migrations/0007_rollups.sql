@@ -13,6 +13,8 @@ create table rollup_1m (
   sum       double precision not null,
   min       double precision not null,
   max       double precision not null,
+  -- minutes of the bucket with at least one reading (1 in rollup_1m)
+  minutes   integer not null,
   primary key (sensor_id, metric, layout, bucket)
 );
 create table rollup_1h (like rollup_1m including all);
@@ -45,30 +47,34 @@ language sql immutable as $fn$
       from v where v is not null group by 1, 2, 3
     ),
     m as (
-      insert into rollup_1m as r (sensor_id, metric, layout, bucket, count, sum, min, max)
-      select sensor_id, metric, %2$L, bucket, count, sum, min, max from a order by 1, 2, 4
+      insert into rollup_1m as r (sensor_id, metric, layout, bucket, count, sum, min, max, minutes)
+      select sensor_id, metric, %2$L, bucket, count, sum, min, max, 1 from a order by 1, 2, 4
       on conflict (sensor_id, metric, layout, bucket) do update set
         count = r.count + excluded.count, sum = r.sum + excluded.sum,
         min = least(r.min, excluded.min), max = greatest(r.max, excluded.max)
+      returning r.sensor_id, r.metric, r.bucket, (r.xmax = 0)::int as new
     ),
+    b as (select a.*, m.new from a join m using (sensor_id, metric, bucket)),
     h as (
-      insert into rollup_1h as r (sensor_id, metric, layout, bucket, count, sum, min, max)
+      insert into rollup_1h as r (sensor_id, metric, layout, bucket, count, sum, min, max, minutes)
       select sensor_id, metric, %2$L,
              date_bin('1 hour', bucket, timestamptz '2000-01-03 00:00:00+00'),
-             sum(count), sum(sum), min(min), max(max)
-      from a group by 1, 2, 4 order by 1, 2, 4
+             sum(count), sum(sum), min(min), max(max), sum(new)
+      from b group by 1, 2, 4 order by 1, 2, 4
       on conflict (sensor_id, metric, layout, bucket) do update set
         count = r.count + excluded.count, sum = r.sum + excluded.sum,
-        min = least(r.min, excluded.min), max = greatest(r.max, excluded.max)
+        min = least(r.min, excluded.min), max = greatest(r.max, excluded.max),
+        minutes = r.minutes + excluded.minutes
     )
-    insert into rollup_1d as r (sensor_id, metric, layout, bucket, count, sum, min, max)
+    insert into rollup_1d as r (sensor_id, metric, layout, bucket, count, sum, min, max, minutes)
     select sensor_id, metric, %2$L,
            date_bin('1 day', bucket, timestamptz '2000-01-03 00:00:00+00'),
-           sum(count), sum(sum), min(min), max(max)
-    from a group by 1, 2, 4 order by 1, 2, 4
+           sum(count), sum(sum), min(min), max(max), sum(new)
+    from b group by 1, 2, 4 order by 1, 2, 4
     on conflict (sensor_id, metric, layout, bucket) do update set
       count = r.count + excluded.count, sum = r.sum + excluded.sum,
-      min = least(r.min, excluded.min), max = greatest(r.max, excluded.max)
+      min = least(r.min, excluded.min), max = greatest(r.max, excluded.max),
+      minutes = r.minutes + excluded.minutes
   $q$, source, layout)
 $fn$;
 
