@@ -3,17 +3,22 @@ import { z } from "zod";
 import type { Queryable } from "../../db/mod.ts";
 import type { ToolDeps } from "../deps.ts";
 import { databaseErrorResult } from "./_error_result.ts";
+import { loadCatalog, sensorMetrics } from "../../readings/mod.ts";
 
 const Sensor = z.object({
   sensor_id: z.number().describe("Use in SQL as `sensor_id` of the readings tables"),
   device_id: z.string(),
   device_name: z.string().nullable(),
-  location: z.string().nullable().describe("The sensor's location, else its device's"),
+  location: z.string().nullable().describe("The sensor's placement, else its device's room"),
+  room: z.string().nullable().describe("The device's room, e.g. bedroom"),
+  placement: z.string().nullable().describe('Where the sensor sits, e.g. "wardrobe shelf"'),
   sensor_type: z.string().describe(
     "e.g. scd30; columnar readings are in <sensor_type>_measurements",
   ),
   device_status: z.string().describe("Last status the device reported (online, offline, unknown)"),
-  metrics: z.array(z.object({ metric: z.string(), unit: z.string().nullable() })),
+  metrics: z.array(z.object({ metric: z.string(), unit: z.string().nullable() })).describe(
+    "Metrics it has reported (with rollups kept; else every metric its type has)",
+  ),
   last_seen: z.string().nullable().describe("Time of the newest stored reading, ISO 8601 UTC"),
 });
 
@@ -25,57 +30,28 @@ export const ListSensorsOutput = {
 /** One sensor as `list_sensors` reports it. */
 export type SensorInfo = z.infer<typeof Sensor>;
 
-interface SensorRow {
-  sensor_id: number;
-  device_id: string;
-  device_name: string | null;
-  location: string | null;
-  sensor_type: string;
-  device_status: string;
-  last_seen: Date | string | null;
-}
-
 /**
- * Every sensor with its device, location (the sensor's own, else the device's), type, metrics
- * with units and the time of its newest reading. Metrics come from the `metrics` table and from
- * the columns of the sensor type's columnar table, so a new metric shows up without a unit.
+ * Every sensor with its device, room and placement, type, the metrics it has reported with
+ * units and the time of its newest reading, from the one catalog query every readings answer
+ * uses. A metric its type has a column for but that it never reported (a BMP280's humidity) is
+ * not listed.
  */
 export async function loadSensors(db: Queryable): Promise<SensorInfo[]> {
-  // One statement: the embedded database serialises every round trip.
-  const rows = await db.sql<SensorRow & { metrics: unknown }>`
-    with known as (
-      select sensor_type, metric, unit from metrics
-      union
-      select regexp_replace(c.relname, '_measurements$', ''), a.attname::text, null
-      from pg_attribute a
-      join pg_class c on c.oid = a.attrelid
-      join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = 'public' and c.relkind in ('r', 'p') and c.relname ~ '_measurements$'
-        and a.attnum > 0 and not a.attisdropped and a.attname not in ('time', 'sensor_id')
-        and a.atttypid = 'double precision'::regtype
-        and not exists (select from metrics m
-          where m.sensor_type = regexp_replace(c.relname, '_measurements$', '')
-            and m.metric = a.attname)
-    )
-    select s.sensor_id, s.device_id, d.device_name, coalesce(s.location, d.location) as location,
-      s.sensor_type, d.status as device_status, s.last_seen,
-      coalesce((select json_agg(json_build_object('metric', k.metric, 'unit', k.unit)
-                                order by k.metric)
-                from known k where k.sensor_type = s.sensor_type), '[]'::json) as metrics
-    from sensors s join devices d on d.device_id = s.device_id
-    order by s.device_id, s.sensor_type`;
-  return rows.map((r) => ({
-    sensor_id: Number(r.sensor_id),
-    device_id: r.device_id,
-    device_name: r.device_name,
-    location: r.location,
-    sensor_type: r.sensor_type,
-    device_status: r.device_status,
-    metrics: (typeof r.metrics === "string" ? JSON.parse(r.metrics) : r.metrics) as {
-      metric: string;
-      unit: string | null;
-    }[],
-    last_seen: r.last_seen === null ? null : new Date(r.last_seen).toISOString(),
+  const catalog = await loadCatalog(db);
+  return catalog.sensors.map((s) => ({
+    sensor_id: s.sensorId,
+    device_id: s.deviceId,
+    device_name: s.deviceName,
+    location: s.location,
+    room: s.room,
+    placement: s.placement,
+    sensor_type: s.sensorType,
+    device_status: s.deviceStatus,
+    metrics: sensorMetrics(catalog, s).map((metric) => ({
+      metric,
+      unit: catalog.units.get(`${s.sensorType}/${metric}`) ?? null,
+    })),
+    last_seen: s.lastSeen === null ? null : s.lastSeen.toISOString(),
   }));
 }
 
@@ -89,7 +65,8 @@ export function formatSensors(sensors: SensorInfo[]): string {
     const metrics = s.metrics.map((m) => m.unit ? `${m.metric} [${m.unit}]` : m.metric).join(", ");
     lines.push(
       `- sensor_id ${s.sensor_id}: ${s.sensor_type} on ${s.device_id}` +
-        `${s.device_name ? ` "${s.device_name}"` : ""}, location ${s.location ?? "unknown"}, ` +
+        `${s.device_name ? ` "${s.device_name}"` : ""}, room ${s.room ?? "unknown"}` +
+        `${s.placement && s.placement !== s.room ? ` (${s.placement})` : ""}, ` +
         `device ${s.device_status}, last reading ${s.last_seen ?? "never"}; metrics: ${
           metrics || "none"
         }`,
@@ -103,7 +80,7 @@ export function registerListSensorsTool(server: McpServer, deps: ToolDeps): void
   server.registerTool("list_sensors", {
     title: "List sensors",
     description:
-      "Lists every sensor: sensor_id (the key in the readings tables), device id and name, location (where the sensor is, used to answer questions about rooms), sensor type, the metrics it measures with units, and when its newest reading arrived. Use it to map a room or device name to sensor_id before writing SQL, and to spot sensors that stopped reporting.",
+      "Lists every sensor: sensor_id (the key in the readings tables), device id and name, room (the device's) and placement (where the sensor sits), used to answer questions about rooms, sensor type, the metrics it has reported with units, and when its newest reading arrived. Use it to map a room or device name to sensor_id before writing SQL, and to spot sensors that stopped reporting.",
     inputSchema: {},
     outputSchema: ListSensorsOutput,
     annotations: { readOnlyHint: true, idempotentHint: true, openWorldHint: false },
