@@ -48,19 +48,30 @@ language sql immutable as $fn$
     ),
     m as (
       insert into rollup_1m as r (sensor_id, metric, layout, bucket, count, sum, min, max, minutes)
-      select sensor_id, metric, %2$L, bucket, count, sum, min, max, 1 from a order by 1, 2, 4
+      select sensor_id, metric, %2$L, bucket, count, sum, min, max, 1 from a
       on conflict (sensor_id, metric, layout, bucket) do update set
         count = r.count + excluded.count, sum = r.sum + excluded.sum,
         min = least(r.min, excluded.min), max = greatest(r.max, excluded.max)
       returning r.sensor_id, r.metric, r.bucket, (r.xmax = 0)::int as new
     ),
-    b as (select a.*, m.new from a join m using (sensor_id, metric, bucket)),
+    -- per hour: what the statement adds, and how many of its minutes are new (a join of hours,
+    -- not of minutes: CTE scans carry no statistics and could be joined by nested loop)
+    ah as (
+      select sensor_id, metric,
+             date_bin('1 hour', bucket, timestamptz '2000-01-03 00:00:00+00') as bucket,
+             sum(count) as count, sum(sum) as sum, min(min) as min, max(max) as max
+      from a group by 1, 2, 3
+    ),
+    mh as (
+      select sensor_id, metric,
+             date_bin('1 hour', bucket, timestamptz '2000-01-03 00:00:00+00') as bucket,
+             sum(new) as new
+      from m group by 1, 2, 3
+    ),
+    b as (select ah.*, mh.new from ah join mh using (sensor_id, metric, bucket)),
     h as (
       insert into rollup_1h as r (sensor_id, metric, layout, bucket, count, sum, min, max, minutes)
-      select sensor_id, metric, %2$L,
-             date_bin('1 hour', bucket, timestamptz '2000-01-03 00:00:00+00'),
-             sum(count), sum(sum), min(min), max(max), sum(new)
-      from b group by 1, 2, 4 order by 1, 2, 4
+      select sensor_id, metric, %2$L, bucket, count, sum, min, max, new from b
       on conflict (sensor_id, metric, layout, bucket) do update set
         count = r.count + excluded.count, sum = r.sum + excluded.sum,
         min = least(r.min, excluded.min), max = greatest(r.max, excluded.max),
@@ -70,7 +81,7 @@ language sql immutable as $fn$
     select sensor_id, metric, %2$L,
            date_bin('1 day', bucket, timestamptz '2000-01-03 00:00:00+00'),
            sum(count), sum(sum), min(min), max(max), sum(new)
-    from b group by 1, 2, 4 order by 1, 2, 4
+    from b group by 1, 2, 4
     on conflict (sensor_id, metric, layout, bucket) do update set
       count = r.count + excluded.count, sum = r.sum + excluded.sum,
       min = least(r.min, excluded.min), max = greatest(r.max, excluded.max),
