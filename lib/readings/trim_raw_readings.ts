@@ -39,7 +39,10 @@ export async function trimRawReadings(db: Queryable, opts: TrimOptions): Promise
   const before = opts.before.toISOString();
   const tables = await db.sql<{ table_name: string }>`
     select r.table_name from rollup_sources r
+    -- only tables whose rollups a trigger keeps (under TimescaleDB they are continuous
+    -- aggregates, which would forget what was deleted when they refresh)
     where exists (select from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                  join pg_trigger t on t.tgrelid = c.oid and t.tgname = 'rollups_after_insert'
                   where n.nspname = current_schema() and c.relname = r.table_name)
     order by 1`;
   const out: TrimmedTable[] = [];
