@@ -1,4 +1,5 @@
-import type { Db } from "../db/mod.ts";
+import type { Db, Queryable } from "../db/mod.ts";
+import { within } from "./_within.ts";
 import type { SensorInfo } from "./_catalog.ts";
 import { cachedCatalog } from "./_cached_catalog.ts";
 import { type ChosenMetric, type PlaceFilter, sensorsOfPlace } from "./_room_sensors.ts";
@@ -43,6 +44,8 @@ export interface MetricSummary {
 export interface AirSummaryOptions extends PlaceFilter {
   start: Date;
   end: Date;
+  /** Cancel the statement after this long, rejecting with `QueryTimeout`; default no limit. */
+  timeoutMs?: number;
 }
 
 /** A summary of the air in one place over one period. */
@@ -98,7 +101,12 @@ export async function airSummary(db: Db, opts: AirSummaryOptions): Promise<AirSu
   }
   const hs = Math.min(ceil(start, HOUR), end);
   const he = Math.max(floor(end, HOUR), hs);
-  const rows = await summaryRows(db, place.metrics, { start, end, hs, he });
+  const metricsOfPlace = place.metrics;
+  const rows = await within(
+    db,
+    opts.timeoutMs,
+    (q) => summaryRows(q, metricsOfPlace, { start, end, hs, he }),
+  );
   const metrics: MetricSummary[] = [];
   for (const chosen of place.metrics) {
     const r = rows.stats.find((x) =>
@@ -174,7 +182,7 @@ interface DewRow {
 
 /** The statement behind `airSummary`: hour rows inside [hs, he), minute rows at the edges. */
 async function summaryRows(
-  db: Db,
+  db: Queryable,
   chosen: ChosenMetric[],
   t: { start: number; end: number; hs: number; he: number },
 ): Promise<{ stats: StatRow[]; thresholds: ThresholdRow[]; dew: DewRow | null }> {
@@ -205,7 +213,7 @@ async function summaryRows(
       ('humidity', 'below', 40), ('humidity', 'above', 60)),
     -- per hour and threshold: all its minutes count, none does, or its minutes must be read
     ht as (
-      select h.sensor_id, h.metric, h.layout, h.bucket, h.minutes, th.kind, th.v,
+      select h.sensor_id, h.metric, h.layout, h.bucket, h.minutes, h.min, h.max, th.kind, th.v,
              case when th.kind = 'above' then
                     case when h.min > th.v then 'all' when h.max <= th.v then 'none' else 'mixed' end
                   else
@@ -213,36 +221,43 @@ async function summaryRows(
              end as verdict
       from h join th using (metric)
     ),
+    -- the minutes of every hour that crosses some threshold, read once, with their hour's
+    -- min and max (null at the edges, where every minute counts)
+    mixed as (
+      select m.sensor_id, m.metric, m.sum / m.count as avg, x.min as hmin, x.max as hmax
+      from (select distinct sensor_id, metric, layout, bucket, min, max
+            from ht where verdict = 'mixed') x
+      join rollup_1m m on m.sensor_id = x.sensor_id and m.metric = x.metric
+        and m.layout = x.layout and m.bucket >= x.bucket and m.bucket < x.bucket + interval '1 hour'
+      union all
+      select sensor_id, metric, sum / count, null, null from e
+    ),
     counted as (
       select sensor_id, metric, kind, v, minutes from ht where verdict = 'all'
       union all
-      select ht.sensor_id, ht.metric, ht.kind, ht.v,
-             (select count(*) from rollup_1m m
-              where m.sensor_id = ht.sensor_id and m.metric = ht.metric and m.layout = ht.layout
-                and m.bucket >= ht.bucket and m.bucket < ht.bucket + interval '1 hour'
-                and case when ht.kind = 'above' then m.sum / m.count > ht.v
-                         else m.sum / m.count < ht.v end)
-      from ht where verdict = 'mixed'
-      union all
-      select e.sensor_id, e.metric, th.kind, th.v, count(*)
-      from e join th using (metric)
-      where case when th.kind = 'above' then e.sum / e.count > th.v else e.sum / e.count < th.v end
+      select x.sensor_id, x.metric, th.kind, th.v, count(*)
+      from mixed x join th using (metric)
+      where case when th.kind = 'above' then x.avg > th.v else x.avg < th.v end
+        -- only where the hour crosses this threshold (else it was judged whole above)
+        and (x.hmin is null
+             or case when th.kind = 'above' then x.hmin <= th.v and x.hmax > th.v
+                     else x.hmax >= th.v and x.hmin < th.v end)
       group by 1, 2, 3, 4
     ),
     rows as (select * from h union all select * from e),
     dew as (
-      select t.sensor_id, t.sum / t.count as temp, u.sum / u.count as rh
+      select sensor_id,
+             max(sum / count) filter (where metric = 'temperature') as temp,
+             max(sum / count) filter (where metric = 'humidity') as rh
+      from rows where sensor_id = ${dewSensor} and metric in ('temperature', 'humidity')
       -- hour and minute rows cover disjoint times, so a bucket names one of them
-      from rows t join rows u on u.sensor_id = t.sensor_id and u.bucket = t.bucket
-        and u.layout = t.layout
-      where t.sensor_id = ${dewSensor} and t.metric = 'temperature' and u.metric = 'humidity'
-        and u.sum / u.count > 0
+      group by sensor_id, layout, bucket
     ),
     dp as (
       select sensor_id,
              243.12 * (ln(rh / 100) + 17.62 * temp / (243.12 + temp))
                / (17.62 - (ln(rh / 100) + 17.62 * temp / (243.12 + temp))) as d
-      from dew
+      from dew where temp is not null and rh > 0
     )
     select
       (select coalesce(json_agg(json_build_object('sensor_id', sensor_id, 'metric', metric,
