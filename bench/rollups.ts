@@ -165,9 +165,12 @@ async function seed(db: Db, start: number, minutes: number): Promise<void> {
     for (let from = 0; from < minutes; from += chunk) {
       const to = Math.min(minutes, from + chunk) - 1;
       const values = `from generate_series(${from}, ${to}) g`;
-      const co2 = `400 + ((g * 7919 + ${id} * 131) % 1600) + (g % 7) * 0.1`;
-      const temp = `17 + ((g * 31 + ${id}) % 90) / 10.0`;
-      const hum = `30 + (g * 17 + ${id}) % 45`;
+      // Daily curves with a little noise, as indoor air moves: CO2 crosses 1000 ppm twice a day,
+      // temperature and humidity leave their comfort bands twice a day.
+      const day = `(2 * pi() * (g + ${id * 97}) / 1440)`;
+      const co2 = `round((850 + 450 * sin(${day}) + (g * 7919 % 41) - 20)::numeric, 1)::float8`;
+      const temp = `round((21 + 3 * sin(${day} - 1) + (g % 5) * 0.04)::numeric, 2)::float8`;
+      const hum = `round((50 + 14 * cos(${day}) + (g * 13 % 7) * 0.1)::numeric, 1)::float8`;
       const time = `timestamptz '${new Date(start).toISOString()}' + g * interval '1 minute'`;
       await db.exec(`
         insert into scd30_measurements (time, sensor_id, co2, temperature, humidity)
@@ -175,7 +178,7 @@ async function seed(db: Db, start: number, minutes: number): Promise<void> {
         insert into measurements (time, sensor_id, metric_type, value)
         select ${time}, ${id}, m.metric, m.value ${values}
         cross join lateral (values ('co2', ${co2}), ('temperature', ${temp}),
-                                   ('humidity', (${hum})::float8)) as m(metric, value);`);
+                                   ('humidity', ${hum})) as m(metric, value);`);
     }
   }
 }

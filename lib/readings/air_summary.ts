@@ -205,8 +205,10 @@ async function summaryRows(
     ),
     e as materialized (
       select r.* from sel join rollup_1m r using (sensor_id, metric, layout)
-      where (r.bucket >= ${iso(t.start)} and r.bucket < ${iso(t.hs)})
-         or (r.bucket >= ${iso(t.he)} and r.bucket < ${iso(t.end)})
+      where r.bucket >= ${iso(t.start)} and r.bucket < ${iso(t.hs)}
+      union all
+      select r.* from sel join rollup_1m r using (sensor_id, metric, layout)
+      where r.bucket >= ${iso(t.he)} and r.bucket < ${iso(t.end)}
     ),
     th(metric, kind, v) as (values ('co2', 'above', 1000::float8), ('co2', 'above', 1400),
       ('temperature', 'below', 19), ('temperature', 'above', 23),
