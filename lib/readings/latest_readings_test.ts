@@ -1,7 +1,6 @@
 import { deepEqual, rejects } from "node:assert/strict";
 import { withTestDb } from "../db/testing.ts";
 import { latestReadings } from "./latest_readings.ts";
-import { ReadingsError } from "./readings_error.ts";
 
 const NOW = new Date("2024-05-01T12:00:00Z");
 
