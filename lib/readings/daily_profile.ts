@@ -1,4 +1,5 @@
 import type { Db } from "../db/mod.ts";
+import { within } from "./_within.ts";
 import type { SensorInfo } from "./_catalog.ts";
 import { cachedCatalog } from "./_cached_catalog.ts";
 import { type PlaceFilter, sensorsOfPlace } from "./_room_sensors.ts";
@@ -12,6 +13,8 @@ export interface DailyProfileOptions extends PlaceFilter {
   end: Date;
   /** IANA time zone the hours of the day are in (default "UTC"). */
   timezone?: string;
+  /** Cancel the statement after this long, rejecting with `QueryTimeout`; default no limit. */
+  timeoutMs?: number;
 }
 
 /** One hour of the typical day. */
@@ -74,9 +77,10 @@ export async function dailyProfile(db: Db, opts: DailyProfileOptions): Promise<D
   const id = chosen.sensor.sensorId;
   let rows;
   try {
-    rows = await db.sql<
-      { hour: number; avg: number; min: number; max: number; n: number; days: number }
-    >`
+    rows = await within(db, opts.timeoutMs, (q) =>
+      q.sql<
+        { hour: number; avg: number; min: number; max: number; n: number; days: number }
+      >`
       with lay as (
         select coalesce((select 'columnar' from rollup_1h
                          where sensor_id = ${id} and metric = ${metric} and layout = 'columnar'
@@ -89,7 +93,7 @@ export async function dailyProfile(db: Db, opts: DailyProfileOptions): Promise<D
       from rollup_1h r, lay
       where r.sensor_id = ${id} and r.metric = ${metric} and r.layout = lay.layout
         and r.bucket >= ${new Date(start)} and r.bucket < ${new Date(end)}
-      group by 1 order by 1`;
+      group by 1 order by 1`);
   } catch (error) {
     // 22023: PostgreSQL does not know the time zone.
     if ((error as { code?: unknown })?.code === "22023") {

@@ -1,4 +1,5 @@
 import type { Db } from "../db/mod.ts";
+import { within } from "./_within.ts";
 import { hasRollups, type SensorInfo, sensorMetrics } from "./_catalog.ts";
 import { cachedCatalog } from "./_cached_catalog.ts";
 import { type PlaceFilter, sensorsOfPlace } from "./_room_sensors.ts";
@@ -28,6 +29,8 @@ export interface DataQualityOptions extends PlaceFilter {
   now?: Date;
   /** Most findings of each kind (default 100). */
   limit?: number;
+  /** Cancel the statement after this long, rejecting with `QueryTimeout`; default no limit. */
+  timeoutMs?: number;
 }
 
 /** A stretch without readings. */
@@ -123,9 +126,10 @@ export async function dataQuality(db: Db, opts: DataQualityOptions): Promise<Dat
     : catalog.sensors.filter((s) => hasRollups(catalog, s.sensorType));
   const pairs = sensors.flatMap((s) => sensorMetrics(catalog, s).map((m) => [s.sensorId, m]));
   const limits = Object.entries(QUALITY_LIMITS);
-  const [row] = await db.sql<
-    { gaps: unknown; stuck: unknown; jumps: unknown; implausible: unknown; clocks: unknown }
-  >`
+  const [row] = await within(db, opts.timeoutMs, (q) =>
+    q.sql<
+      { gaps: unknown; stuck: unknown; jumps: unknown; implausible: unknown; clocks: unknown }
+    >`
     with sel as materialized (
       select s.sensor_id, s.metric,
              coalesce((select 'columnar' from rollup_1h r
@@ -164,8 +168,8 @@ export async function dataQuality(db: Db, opts: DataQualityOptions): Promise<Dat
       union all
       -- the period's edges, as if a reading were there, so gaps at the start and end show
       select sensor_id, ${new Date(start - MINUTE)}::timestamptz, ${new Date(
-    start - MINUTE,
-  )}::timestamptz from gm
+      start - MINUTE,
+    )}::timestamptz from gm
       union all
       select sensor_id, ${new Date(end)}::timestamptz, ${new Date(end)}::timestamptz from gm
     ),
@@ -238,7 +242,7 @@ export async function dataQuality(db: Db, opts: DataQualityOptions): Promise<Dat
            (select coalesce(json_agg(stuck), '[]') from stuck) as stuck,
            (select coalesce(json_agg(jumps), '[]') from jumps) as jumps,
            (select coalesce(json_agg(implausible), '[]') from implausible) as implausible,
-           (select coalesce(json_agg(clocks), '[]') from clocks) as clocks`;
+           (select coalesce(json_agg(clocks), '[]') from clocks) as clocks`);
   const list = <T>(v: unknown) => (typeof v === "string" ? JSON.parse(v) : v) as T[];
   return {
     start: new Date(start),
