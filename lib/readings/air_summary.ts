@@ -1,5 +1,6 @@
 import type { Db, Queryable } from "../db/mod.ts";
 import { within } from "./_within.ts";
+import { roundPeriod } from "./_period.ts";
 import type { SensorInfo } from "./_catalog.ts";
 import { cachedCatalog } from "./_cached_catalog.ts";
 import { type ChosenMetric, type PlaceFilter, sensorsOfPlace } from "./_room_sensors.ts";
@@ -83,13 +84,7 @@ export async function airSummary(db: Db, opts: AirSummaryOptions): Promise<AirSu
   const o = BUCKET_ORIGIN.getTime();
   const floor = (t: number, w: number) => o + Math.floor((t - o) / w) * w;
   const ceil = (t: number, w: number) => o + Math.ceil((t - o) / w) * w;
-  const start = floor(opts.start.getTime(), MINUTE);
-  const end = ceil(opts.end.getTime(), MINUTE);
-  if (!(start < end) || !(opts.start.getTime() < opts.end.getTime())) {
-    throw new ReadingsError(
-      `The start (${opts.start.toISOString()}) must be before the end (${opts.end.toISOString()})`,
-    );
-  }
+  const { start, end } = roundPeriod(opts.start, opts.end, MINUTE);
   let catalog = await cachedCatalog(db);
   let place;
   try {

@@ -1,9 +1,9 @@
 import type { Db } from "../db/mod.ts";
 import { within } from "./_within.ts";
+import { roundPeriod } from "./_period.ts";
 import type { SensorInfo } from "./_catalog.ts";
 import { cachedCatalog } from "./_cached_catalog.ts";
 import { type PlaceFilter, sensorsOfPlace } from "./_room_sensors.ts";
-import { BUCKET_ORIGIN } from "./choose_bucket.ts";
 import { ReadingsError } from "./readings_error.ts";
 
 /** Options of `dailyProfile`. */
@@ -55,14 +55,7 @@ const HOUR = 3_600_000;
  */
 export async function dailyProfile(db: Db, opts: DailyProfileOptions): Promise<DailyProfile> {
   const timezone = checkTimezone(opts.timezone ?? "UTC");
-  const o = BUCKET_ORIGIN.getTime();
-  const start = o + Math.floor((opts.start.getTime() - o) / HOUR) * HOUR;
-  const end = o + Math.ceil((opts.end.getTime() - o) / HOUR) * HOUR;
-  if (!(opts.start.getTime() < opts.end.getTime())) {
-    throw new ReadingsError(
-      `The start (${opts.start.toISOString()}) must be before the end (${opts.end.toISOString()})`,
-    );
-  }
+  const { start, end } = roundPeriod(opts.start, opts.end, HOUR);
   const metric = opts.metric.trim().toLowerCase();
   const catalog = await cachedCatalog(db, { fresh: true });
   const place = sensorsOfPlace(catalog, opts);

@@ -1,10 +1,9 @@
 import type { Db } from "../db/mod.ts";
 import { within } from "./_within.ts";
+import { roundPeriod } from "./_period.ts";
 import { hasRollups, type SensorInfo, sensorMetrics } from "./_catalog.ts";
 import { cachedCatalog } from "./_cached_catalog.ts";
 import { type PlaceFilter, sensorsOfPlace } from "./_room_sensors.ts";
-import { BUCKET_ORIGIN } from "./choose_bucket.ts";
-import { ReadingsError } from "./readings_error.ts";
 
 /**
  * Largest plausible change of a minute's average from the minute before, and the physically
@@ -109,14 +108,7 @@ const MINUTE = 60_000;
  * ingest and so cannot be seen here).
  */
 export async function dataQuality(db: Db, opts: DataQualityOptions): Promise<DataQuality> {
-  const o = BUCKET_ORIGIN.getTime();
-  const start = o + Math.floor((opts.start.getTime() - o) / MINUTE) * MINUTE;
-  const end = o + Math.ceil((opts.end.getTime() - o) / MINUTE) * MINUTE;
-  if (!(opts.start.getTime() < opts.end.getTime())) {
-    throw new ReadingsError(
-      `The start (${opts.start.toISOString()}) must be before the end (${opts.end.toISOString()})`,
-    );
-  }
+  const { start, end } = roundPeriod(opts.start, opts.end, MINUTE);
   const gapMinutes = Math.max(2, Math.floor(opts.gapMinutes ?? 10));
   const stuckHours = Math.max(1, Math.floor(opts.stuckHours ?? 2));
   const limit = Math.max(1, Math.min(1000, Math.floor(opts.limit ?? 100)));

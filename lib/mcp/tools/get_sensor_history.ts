@@ -2,10 +2,10 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import type { ToolDeps } from "../deps.ts";
 import { errorResult } from "./_error_result.ts";
+import { timeArg } from "./_air_args.ts";
 import { QueryTimeout } from "../../db/mod.ts";
 import {
   formatValue,
-  parseTime,
   ReadingsError,
   type SensorHistory,
   sensorHistory,
@@ -171,17 +171,6 @@ export function registerGetSensorHistoryTool(server: McpServer, deps: ToolDeps):
       },
     };
   });
-}
-
-function timeArg(name: string, value: string | number, now: Date): Date {
-  try {
-    return parseTime(value, now);
-  } catch (error) {
-    if (error instanceof RangeError) {
-      throw new ReadingsError(`${name}: ${error.message}`, [], { cause: error });
-    }
-    throw error;
-  }
 }
 
 function describe(h: SensorHistory, queryId: string, csvUrl: string): string {
