@@ -103,6 +103,9 @@ Deno.test("rooms of the simulator's fleet can be named, and sensors list only wh
   for (const s of bmp) {
     deepEqual(s.metrics.map((m: { metric: string }) => m.metric), ["pressure", "temperature"]);
   }
+  const res = await c.client.readResource({ uri: `sensor://${bmp[0].sensor_id}` });
+  const details = JSON.parse(String((res.contents[0] as { text: string }).text));
+  deepEqual(details.metrics.map((m: { metric: string }) => m.metric), ["pressure", "temperature"]);
   const h = await c.call("get_sensor_history", {
     device: ids[0],
     metric: "humidity",
