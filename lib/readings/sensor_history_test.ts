@@ -94,10 +94,12 @@ Deno.test("sensorHistory() sees sensors, tables, columns and names changed after
   const voc = await history({ sensorId: 1, metric: "voc" });
   deepEqual([voc.layout, voc.points.map((p) => p.count)], ["flexible", [1]]);
 
-  // A second sensor measuring temperature makes the device alone ambiguous.
-  await db.exec(
-    `insert into sensors (sensor_id, device_id, sensor_type) values (3, 'd1', 'bmp280')`,
-  );
+  // A second sensor that has measured temperature makes the device alone ambiguous (one that
+  // never reported it does not: see tests/air_tools_test.ts).
+  await db.exec(`
+    insert into sensors (sensor_id, device_id, sensor_type) values (3, 'd1', 'bmp280');
+    insert into bmp280_measurements (time, sensor_id, temperature)
+      values ('2024-05-01T03:00:00Z', 3, 19);`);
   await rejects(
     () => history({ device: "d1", metric: "temperature" }),
     /several sensors measuring "temperature": bmp280 \(sensor_id 3\), scd30 \(sensor_id 1\)/,
