@@ -2,6 +2,7 @@
 export interface Timings {
   p50: number;
   p90: number;
+  p99: number;
 }
 
 /** Options of `timings`. */
@@ -12,7 +13,7 @@ export interface TimingsOptions {
   warmup?: number;
 }
 
-/** Calls `fn` one after another and returns the p50 and p90 of the timed calls. */
+/** Calls `fn` one after another and returns the p50, p90 and p99 of the timed calls. */
 export async function timings(
   fn: () => Promise<unknown>,
   opts: TimingsOptions,
@@ -26,5 +27,5 @@ export async function timings(
   }
   times.sort((a, b) => a - b);
   const at = (q: number) => times[Math.min(times.length - 1, Math.floor(times.length * q))];
-  return { p50: at(0.5), p90: at(0.9) };
+  return { p50: at(0.5), p90: at(0.9), p99: at(0.99) };
 }

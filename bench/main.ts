@@ -5,7 +5,7 @@
  *
  * @module
  */
-const PARTS = ["ingest", "mcp", "readings", "sandbox", "mixed", "scale"] as const;
+const PARTS = ["ingest", "mcp", "readings", "rollups", "sandbox", "mixed", "scale"] as const;
 
 async function main() {
   const wanted = Deno.args.filter((a) => !a.startsWith("-"));

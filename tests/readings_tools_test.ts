@@ -189,7 +189,10 @@ Deno.test("readings tools, resources and prompts answer from over a million read
       match(dev.text, /garage-1/);
       const loc = await call("get_latest_readings", { location: "Attic" });
       equal(loc.isError, true);
-      match(loc.text, /Unknown location "Attic". Known locations: Bedroom, Cellar, Garage, Office/);
+      match(
+        loc.text,
+        /Unknown location "Attic". Known rooms \(and where their sensors sit\): Bedroom, Cellar, Garage, Office/,
+      );
     },
   );
 

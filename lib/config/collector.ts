@@ -22,6 +22,8 @@ export interface ResolvedCollectorConfig {
   journalMaxBytes: number;
   layouts: StorageLayout[];
   dataDir: string;
+  /** Days raw readings are kept (RAW_RETENTION_DAYS); undefined: kept for ever. */
+  rawRetentionDays: number | undefined;
 }
 
 /** Parses the collector's variables (see DESIGN.md), throwing `ConfigError` on a bad value. */
@@ -46,5 +48,8 @@ export function loadCollectorConfig(env: Env): ResolvedCollectorConfig {
     journalMaxBytes: num(env, "JOURNAL_MAX_MB", { default: 1024, min: 1 }) * 1024 * 1024,
     layouts: layouts as StorageLayout[],
     dataDir: dataDir(env),
+    rawRetentionDays: str(env, "RAW_RETENTION_DAYS") === undefined
+      ? undefined
+      : num(env, "RAW_RETENTION_DAYS", { default: 0, min: 1, max: 36500 }),
   };
 }

@@ -129,7 +129,7 @@ export class SchemaCache {
     const [{ n }] = await tx.sql<{ n: number }>`
       select count(distinct sensor_type)::int as n from metrics`;
     let typeCount = n;
-    let features: { timescale: boolean; reader: boolean } | undefined;
+    let features: Features | undefined;
     // Sensor types each device has introduced, loaded when a new type needs them.
     let introduced: Map<string, number> | undefined;
     for (const [type, { metrics, devices }] of pending) {
@@ -240,17 +240,26 @@ async function loadIntroduced(tx: Queryable): Promise<Map<string, number>> {
   return new Map(rows.map((r) => [r.device, Number(r.n)]));
 }
 
-async function loadFeatures(tx: Queryable): Promise<{ timescale: boolean; reader: boolean }> {
-  const [row] = await tx.sql<{ timescale: boolean; reader: boolean }>`
+/** What the database offers a new table. */
+interface Features {
+  timescale: boolean;
+  reader: boolean;
+  /** `attach_rollups()` exists: the table gets its rollups (README "Rollups and retention"). */
+  rollups: boolean;
+}
+
+async function loadFeatures(tx: Queryable): Promise<Features> {
+  const [row] = await tx.sql<Features>`
     select exists (select from pg_extension where extname = 'timescaledb') as timescale,
-           exists (select from pg_roles where rolname = 'sensor_reader') as reader`;
+           exists (select from pg_roles where rolname = 'sensor_reader') as reader,
+           exists (select from pg_proc where proname = 'attach_rollups') as rollups`;
   return row;
 }
 
 async function createTable(
   tx: Queryable,
   table: string,
-  features: { timescale: boolean; reader: boolean },
+  features: Features,
 ): Promise<void> {
   const t = ident(table);
   await tx.sql`create table if not exists ${t} (
@@ -267,4 +276,5 @@ async function createTable(
       raise warning 'hypertable not created: %', sqlerrm;
     end $$`;
   }
+  if (features.rollups) await tx.sql`select attach_rollups(quote_ident(${table})::regclass)`;
 }

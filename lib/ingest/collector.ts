@@ -8,6 +8,7 @@ import { Stats } from "./_stats.ts";
 import { WriteLoop } from "./_write_loop.ts";
 import { createBatchWriter } from "./batch_writer.ts";
 import { Journal } from "./journal.ts";
+import { startRetention } from "../readings/start_retention.ts";
 import type { BatchWriter } from "./types.ts";
 
 /**
@@ -154,11 +155,16 @@ export async function startCollector(
     // A bug, not bad input: say so loudly; the journal keeps the messages for the next start.
     log.error("Collector writer stopped by an unexpected error", { error: errorText(err) });
   });
+  // RAW_RETENTION_DAYS: old raw readings are removed, their rollups kept (README).
+  const retention = config.rawRetentionDays === undefined
+    ? undefined
+    : startRetention(db, { rawRetentionDays: config.rawRetentionDays });
 
   return {
     stats: () => stats.snapshot(),
     stop() {
       stopPromise ??= (async () => {
+        await retention?.stop();
         loop.stop();
         await intake.stop();
         loop.drain(stopTimeoutMs);

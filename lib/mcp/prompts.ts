@@ -2,6 +2,7 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { completable } from "@modelcontextprotocol/sdk/server/completable.js";
 import { z } from "zod";
 import type { ToolDeps } from "./deps.ts";
+import { loadCatalog, placeKey, sensorMetrics } from "../readings/mod.ts";
 
 /** Comfort and health guide values an assistant should apply to indoor readings. */
 export const THRESHOLDS = [
@@ -25,19 +26,19 @@ const PERIOD_HELP =
  * check.
  */
 export function registerPrompts(server: McpServer, deps: ToolDeps): void {
+  // Rooms and placements, from the catalog every readings answer uses: "bed" offers "bedroom"
+  // as well as "bedside table"; "living room" finds "living_room".
   const locations = async (value: string | undefined) => {
-    const rows = await deps.db.sql<{ location: string }>`
-      select distinct coalesce(nullif(s.location, ''), d.location) as location
-      from sensors s join devices d on d.device_id = s.device_id
-      where coalesce(nullif(s.location, ''), d.location) is not null
-      order by 1 limit 200`;
-    const want = (value ?? "").toLowerCase();
-    return rows.map((r) => r.location).filter((l) => l.toLowerCase().includes(want));
+    const { sensors } = await loadCatalog(deps.db);
+    const want = placeKey(value);
+    const names = [...new Set(sensors.flatMap((s) => [s.room, s.placement]))]
+      .filter((n): n is string => !!n).sort();
+    return names.filter((n) => placeKey(n).includes(want)).slice(0, 100);
   };
   const metrics = async (value: string | undefined) => {
-    const rows = await deps.db.sql<{ metric: string }>`
-      select distinct metric from metrics order by 1 limit 200`;
-    return rows.map((r) => r.metric).filter((m) => m.startsWith((value ?? "").toLowerCase()));
+    const catalog = await loadCatalog(deps.db);
+    const names = [...new Set(catalog.sensors.flatMap((s) => sensorMetrics(catalog, s)))].sort();
+    return names.filter((m) => m.startsWith((value ?? "").trim().toLowerCase())).slice(0, 100);
   };
   const location = (what: string) =>
     completable(z.string().min(1).max(200).describe(what), locations);
@@ -57,10 +58,10 @@ export function registerPrompts(server: McpServer, deps: ToolDeps): void {
 
 Steps:
 1. Call get_latest_readings with location "${location}" to see the current values and find the sensors there (sensor_id, sensor_type, metrics). If the location is unknown, the error lists the known ones: pick the closest and say so. If the newest reading is more than 10 minutes old, the device may be silent — say so (get_device_status tells more).
-2. For co2, temperature and humidity, call get_sensor_history with that sensor_id, the metric, start "${start}" and end "now" (default max_points). When two sensors measure the same metric (scd30 and bmp280 both give temperature), prefer the scd30.
+2. Call get_air_summary with location "${location}" and start "${start}": min/avg/max of every metric, the minutes CO2 spent above 1000 and 1400 ppm, the minutes below/within/above the comfort bands (19–23 °C, 40–60 %RH) and the dew point, with units and the sensors used. Call get_daily_profile for co2 (and the user's time zone if known) to see when in the day it peaks. For a curve, call get_sensor_history for co2 with the sensor_id the summary names.
 3. Judge each metric against these guide values:
 ${THRESHOLDS}
-   Estimate how long each limit was exceeded from the buckets (bucket width × buckets whose avg is above it); for exact figures run execute_sql_query on the measurement table, e.g. count(*) filter (where co2 > 1000).
+   Use the summary's minute counts for how long each limit was exceeded.
 4. Optionally call create_plot with the query_id of the CO2 history to show the curve, marking 1000 and 1400 ppm.
 5. Report: a one-line verdict (good / fair / poor), a small table (metric, now, average, min, max, time outside the comfortable range), the worst moments with their times, patterns (e.g. CO2 rising every night with the door closed) and concrete advice (ventilate when, for how long; humidify or dehumidify). Give units and times in the user's terms, and say which data was missing.`);
   });
@@ -89,7 +90,9 @@ Steps:
 1. Call get_latest_readings${
       location?.trim() ? ` with location "${location.trim()}"` : ""
     } to list the sensors that report ${metric} (and their units). An unknown location or metric is answered with the valid choices.
-2. For each such sensor call get_sensor_history with metric "${metric}", start "${start}", end "now" and max_points 1000.
+2. Call check_data_quality${
+      location?.trim() ? ` with location "${location.trim()}"` : ""
+    } and start "${start}": gaps, stuck values, implausible jumps and readings, and clocks running ahead, found in the rollups. Then, for each sensor reporting ${metric}, call get_sensor_history with metric "${metric}", start "${start}", end "now" and max_points 1000 to look closer.
 3. In each history look for:
    - spikes: a bucket max far above its avg, or an avg more than 3 standard deviations from the period's mean;
    - stuck sensor: min = max over many consecutive buckets;
@@ -129,7 +132,7 @@ ${THRESHOLDS}
 
 Steps:
 1. Call get_latest_readings with location "${location_a}" and again with "${location_b}" to find each room's sensor_id that reports ${m}, and the current values. Unknown locations are answered with the known ones.
-2. Call get_sensor_history for each sensor with metric "${m}", start "${start}", end "now" and the same max_points, so both histories use the same buckets and line up in time.
+2. Call compare_air with location_a "${location_a}", location_b "${location_b}" and start "${start}": both summaries and the differences (b − a) of average, min, max and minutes outside the comfortable range. Call get_daily_profile for ${m} in each room to compare when in the day they peak.
 3. Compare: average, min, max, how long each room spent outside the comfortable range, when in the day each room peaks, and how fast values recover (e.g. after airing). Guide values:
 ${THRESHOLDS}
 4. For one chart with both rooms, run execute_sql_query joining both sensors on a common date_bin bucket (one column per room), then create_plot on its query_id; or plot each history's query_id separately.

@@ -2,7 +2,7 @@ import { type McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/serv
 import type { Variables } from "@modelcontextprotocol/sdk/shared/uriTemplate.js";
 import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import type { StoredFile, ToolDeps } from "./deps.ts";
-import { describeSchema, ReadingsError, sensorDetails } from "../readings/mod.ts";
+import { describeSchema, loadCatalog, ReadingsError, sensorDetails } from "../readings/mod.ts";
 
 /** Largest part of a cached CSV returned by a `query://` resource read. */
 export const CSV_RESOURCE_MAX_BYTES = 1024 * 1024;
@@ -26,35 +26,25 @@ export function registerResources(server: McpServer, deps: ToolDeps): void {
     "sensor",
     new ResourceTemplate("sensor://{sensor_id}", {
       list: async () => {
-        const rows = await deps.db.sql<{
-          sensor_id: number;
-          sensor_type: string;
-          device_id: string;
-          device_name: string | null;
-          location: string | null;
-        }>`
-          select s.sensor_id, s.sensor_type, s.device_id, d.device_name,
-                 coalesce(nullif(s.location, ''), d.location) as location
-          from sensors s join devices d on d.device_id = s.device_id
-          order by s.device_id, s.sensor_type, s.sensor_id`;
+        const { sensors } = await loadCatalog(deps.db);
         return {
-          resources: rows.map((r) => ({
-            uri: `sensor://${r.sensor_id}`,
-            name: `${r.device_id}/${r.sensor_type}`,
-            title: `${r.sensor_type} on ${r.device_name ?? r.device_id}${
+          resources: sensors.map((r) => ({
+            uri: `sensor://${r.sensorId}`,
+            name: `${r.deviceId}/${r.sensorType}`,
+            title: `${r.sensorType} on ${r.deviceName ?? r.deviceId}${
               r.location ? ` (${r.location})` : ""
             }`,
             description:
-              `Sensor ${r.sensor_id}: device, metrics with units, first and latest readings`,
+              `Sensor ${r.sensorId}: device, metrics with units, first and latest readings`,
             mimeType: "application/json",
           })),
         };
       },
       complete: {
         sensor_id: async (value: string) => {
-          const rows = await deps.db.sql<{ sensor_id: number }>`
-            select sensor_id from sensors order by sensor_id limit 1000`;
-          return rows.map((r) => String(r.sensor_id)).filter((id) => id.startsWith(value));
+          const { sensors } = await loadCatalog(deps.db);
+          return sensors.map((r) => String(r.sensorId)).sort((a, b) => Number(a) - Number(b))
+            .filter((id) => id.startsWith(value)).slice(0, 100);
         },
       },
     }),

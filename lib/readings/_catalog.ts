@@ -9,6 +9,14 @@ export interface SensorInfo {
   sensorType: string;
   /** The sensor's own location, else its device's. */
   location: string | null;
+  /** The device's room (`devices.location`). */
+  room: string | null;
+  /** Where the sensor itself sits (`sensors.location`), e.g. "wardrobe shelf". */
+  placement: string | null;
+  /** Last status the device reported (online, offline, unknown). */
+  deviceStatus: string;
+  /** Time of the sensor's newest stored reading. */
+  lastSeen: Date | null;
 }
 
 /** What the readings functions need to know before touching a measurement table. */
@@ -19,20 +27,38 @@ export interface Catalog {
   columnar: Map<string, string[]>;
   /** Units from the `metrics` table, keyed `sensor_type/metric`. */
   units: Map<string, string | null>;
+  /** Measurement tables whose rollups are kept (`rollup_sources`). */
+  rolledUp: Set<string>;
+  /** Table → time before which retention removed its raw readings (`raw_retention`). */
+  horizons: Map<string, Date>;
+  /** Sensor id → the metrics its rollups hold readings of, in name order. */
+  reported: Map<number, string[]>;
 }
 
 /**
- * Loads sensors, columnar metric columns and units in one statement (one round trip: the
- * embedded database runs statements one at a time). Columns come from the system catalog, which
- * is several times faster than information_schema.
+ * Loads sensors (with device, room and placement), columnar metric columns, units, the tables
+ * with rollups, retention horizons and the metrics each sensor has reported, in one statement
+ * (one round trip: the embedded database runs statements one at a time). Columns come from the
+ * system catalog, which is several times faster than information_schema; reported metrics from
+ * a loose index scan of `rollup_1d` (one probe per sensor and metric).
  */
 export async function loadCatalog(db: Queryable): Promise<Catalog> {
-  const [row] = await db.sql<{ sensors: unknown; columns: unknown; units: unknown }>`
+  const [row] = await db.sql<
+    {
+      sensors: unknown;
+      columns: unknown;
+      units: unknown;
+      rolled_up: unknown;
+      horizons: unknown;
+      reported: unknown;
+    }
+  >`
     select
       (select coalesce(json_agg(json_build_object(
                 'sensor_id', s.sensor_id, 'device_id', s.device_id,
                 'device_name', d.device_name, 'sensor_type', s.sensor_type,
-                'location', coalesce(nullif(s.location, ''), d.location))
+                'room', nullif(d.location, ''), 'placement', nullif(s.location, ''),
+                'status', d.status, 'last_seen', s.last_seen)
               order by s.device_id, s.sensor_type, s.sensor_id), '[]')
        from sensors s join devices d on d.device_id = s.device_id) as sensors,
       (select coalesce(json_agg(json_build_object('table', c.relname, 'column', a.attname)
@@ -45,19 +71,43 @@ export async function loadCatalog(db: Queryable): Promise<Catalog> {
          and a.attnum > 0 and not a.attisdropped and a.atttypid = 'float8'::regtype) as columns,
       (select coalesce(json_agg(json_build_object(
                 'sensor_type', sensor_type, 'metric', metric, 'unit', unit)), '[]')
-       from metrics) as units`;
+       from metrics) as units,
+      (select coalesce(json_agg(table_name), '[]') from rollup_sources) as rolled_up,
+      (select coalesce(json_agg(json_build_array(table_name, before)), '[]')
+       from raw_retention) as horizons,
+      (with recursive m(sensor_id, metric) as (
+         select s.sensor_id,
+                (select x.metric from rollup_1d x where x.sensor_id = s.sensor_id
+                 order by x.metric limit 1)
+         from sensors s
+         union all
+         select m.sensor_id,
+                (select x.metric from rollup_1d x
+                 where x.sensor_id = m.sensor_id and x.metric > m.metric
+                 order by x.metric limit 1)
+         from m where m.metric is not null
+       )
+       select coalesce(json_agg(json_build_array(sensor_id, metric)), '[]')
+       from m where metric is not null) as reported`;
   const sensors = json<{
     sensor_id: number;
     device_id: string;
     device_name: string | null;
     sensor_type: string;
-    location: string | null;
+    room: string | null;
+    placement: string | null;
+    status: string;
+    last_seen: string | null;
   }>(row.sensors).map((r) => ({
     sensorId: Number(r.sensor_id),
     deviceId: r.device_id,
     deviceName: r.device_name,
     sensorType: r.sensor_type,
-    location: r.location,
+    location: r.placement ?? r.room,
+    room: r.room,
+    placement: r.placement,
+    deviceStatus: r.status,
+    lastSeen: r.last_seen === null ? null : new Date(r.last_seen),
   }));
   const columnar = new Map<string, string[]>();
   for (const r of json<{ table: string; column: string }>(row.columns)) {
@@ -69,7 +119,43 @@ export async function loadCatalog(db: Queryable): Promise<Catalog> {
     json<{ sensor_type: string; metric: string; unit: string | null }>(row.units)
       .map((r) => [`${r.sensor_type}/${r.metric}`, r.unit]),
   );
-  return { sensors, columnar, units };
+  const reported = new Map<number, string[]>();
+  for (const [id, metric] of json<[number, string]>(row.reported)) {
+    reported.set(Number(id), [...(reported.get(Number(id)) ?? []), metric]);
+  }
+  return {
+    sensors,
+    columnar,
+    units,
+    rolledUp: new Set(json<string>(row.rolled_up)),
+    horizons: new Map(json<[string, string]>(row.horizons).map(([t, b]) => [t, new Date(b)])),
+    reported,
+  };
+}
+
+/**
+ * Whether the metrics of `sensor` are known from its rollups: every table its readings can be in
+ * (its type's columnar table, when there is one, and `measurements`) keeps rollups.
+ */
+export function hasRollups(catalog: Catalog, sensorType: string): boolean {
+  const table = `${sensorType}_measurements`;
+  return catalog.rolledUp.has("measurements") &&
+    (!catalog.columnar.has(sensorType) || catalog.rolledUp.has(table));
+}
+
+/**
+ * The metrics a sensor has: those it has reported (from its rollups) when its tables keep
+ * rollups, so a metric its type has a column for but never measured (a BMP280's humidity) is not
+ * listed; else every column of its type's table and every `metrics` row of its type.
+ */
+export function sensorMetrics(catalog: Catalog, sensor: SensorInfo): string[] {
+  if (hasRollups(catalog, sensor.sensorType)) return catalog.reported.get(sensor.sensorId) ?? [];
+  return [
+    ...new Set([
+      ...(catalog.columnar.get(sensor.sensorType) ?? []),
+      ...listedMetrics(catalog.units, sensor.sensorType),
+    ]),
+  ].sort();
 }
 
 /** The metrics the `metrics` table lists for `sensorType`, from `Catalog.units`. */
@@ -176,20 +262,52 @@ export function sensorsOfDevice(sensors: SensorInfo[], device: string): SensorIn
   return found;
 }
 
+/** A place name as people type it: case, spaces, `_` and `-` do not matter ("Living room"). */
+export function placeKey(name: string | null | undefined): string {
+  return (name ?? "").toLowerCase().replace(/[\s_-]+/g, " ").trim();
+}
+
+/** The names a sensor can be found by: its device's room and its own placement. */
+export function placesOf(s: SensorInfo): string[] {
+  return [s.room, s.placement].filter((p): p is string => !!p);
+}
+
 /**
- * The sensors at `location`: an exact case-insensitive match on the sensor's or device's
- * location, else those whose location contains it ("bed" finds "Bedroom").
+ * Every room with the placements of its sensors, as the choices of an error or a completion:
+ * `bedroom (bedside table, wardrobe shelf)`.
+ */
+export function knownPlaces(sensors: SensorInfo[]): string[] {
+  const rooms = new Map<string, Set<string>>();
+  for (const s of sensors) {
+    const room = s.room ?? s.placement;
+    if (!room) continue;
+    const spots = rooms.get(room) ?? new Set();
+    if (s.placement && s.placement !== room) spots.add(s.placement);
+    rooms.set(room, spots);
+  }
+  return [...rooms].map(([room, spots]) =>
+    spots.size > 0 ? `${room} (${[...spots].sort().join(", ")})` : room
+  ).sort();
+}
+
+/**
+ * The sensors at `location`: those whose device's room or own placement matches it exactly
+ * (ignoring case, spaces, `_` and `-`: "living room" finds "living_room"), else those where one
+ * of them contains it ("bed" finds "Bedroom"). "bedroom" finds every sensor of the board in the
+ * bedroom, whatever shelf each sits on; "wardrobe shelf" finds only the one there.
  */
 export function sensorsAtLocation(sensors: SensorInfo[], location: string): SensorInfo[] {
-  const want = location.trim().toLowerCase();
-  const loc = (s: SensorInfo) => (s.location ?? "").toLowerCase();
-  const exact = sensors.filter((s) => loc(s) === want);
+  const want = placeKey(location);
+  const keys = (s: SensorInfo) => placesOf(s).map(placeKey);
+  const exact = sensors.filter((s) => keys(s).includes(want));
   if (exact.length > 0) return exact;
-  const partial = want === "" ? [] : sensors.filter((s) => loc(s).includes(want));
+  const partial = want === "" ? [] : sensors.filter((s) => keys(s).some((k) => k.includes(want)));
   if (partial.length > 0) return partial;
-  const locations = [...new Set(sensors.map((s) => s.location).filter((l): l is string => !!l))];
+  const places = knownPlaces(sensors);
   throw new ReadingsError(
-    `Unknown location "${location}". Known locations: ${listChoices(locations)}`,
-    locations,
+    `Unknown location "${location}". Known rooms (and where their sensors sit): ${
+      listChoices(places)
+    }`,
+    [...new Set(sensors.flatMap(placesOf))].sort(),
   );
 }

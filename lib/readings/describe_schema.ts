@@ -9,6 +9,13 @@ const PURPOSE: Record<string, string> = {
   rejected_messages: "MQTT messages the collector could not store, with the reason",
   device_alerts: "monitor state: which devices are silent and since when",
   schema_migrations: "applied migrations (internal)",
+  rollup_1m: "per minute, sensor, metric and layout: count, sum, min, max of the readings " +
+    "(avg = sum / count); kept up to date on every insert, kept when raw readings expire",
+  rollup_1h: "as rollup_1m per hour; minutes = minutes of the hour with a reading",
+  rollup_1d: "as rollup_1m per UTC day; minutes = minutes of the day with a reading",
+  rollup_sources: "measurement tables whose rollups are kept",
+  raw_retention: "per measurement table: raw readings before `before` were removed " +
+    "(RAW_RETENTION_DAYS); their rollups remain",
 };
 
 /**
@@ -51,6 +58,13 @@ export async function describeSchema(db: Queryable): Promise<string> {
     "(sensor_id, metric_type, time).",
     "Join `sensors` (sensor_id → device_id, sensor_type, location) and `devices` for names and " +
     "locations. Row counts below are planner estimates.",
+    "",
+    "Rollups: `rollup_1m`, `rollup_1h`, `rollup_1d` (sensor_id, metric, layout, bucket, count, " +
+    "sum, min, max, minutes) summarise every reading of both layouts (`layout` is 'columnar' or " +
+    "'flexible'; pick one, e.g. `layout = 'columnar'`). Buckets start on whole UTC minutes, hours " +
+    "and days. They equal the aggregates of the raw rows they cover, so for long periods query " +
+    "them instead of the raw tables: avg over several buckets = sum(sum) / sum(count), " +
+    "min(min), max(max). They also hold periods whose raw readings retention removed.",
   ];
   for (const [table, cols] of byTable) {
     const rows = estimate.get(table);

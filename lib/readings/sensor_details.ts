@@ -1,5 +1,11 @@
 import { type Db, ident } from "../db/mod.ts";
-import { listChoices, listedMetrics, loadCatalog, loadFlexibleMetrics } from "./_catalog.ts";
+import {
+  hasRollups,
+  listChoices,
+  listedMetrics,
+  loadCatalog,
+  loadFlexibleMetrics,
+} from "./_catalog.ts";
 import { latestReadings } from "./latest_readings.ts";
 import { ReadingsError } from "./readings_error.ts";
 
@@ -58,11 +64,12 @@ export async function sensorDetails(db: Db, sensorId: number, now = new Date()):
       ids,
     );
   }
-  const [{ columnar, units }, flexible, latest] = await Promise.all([
+  const [catalog, flexible, latest] = await Promise.all([
     loadCatalog(db),
     loadFlexibleMetrics(db, [sensorId]),
     latestReadings(db, { sensorIds: [sensorId], now }),
   ]);
+  const { columnar, units } = catalog;
   const allCols = columnar.get(row.sensor_type) ?? [];
   const flex = flexible.get(sensorId) ?? [];
   const firsts: Date[] = [];
@@ -73,8 +80,15 @@ export async function sensorDetails(db: Db, sensorId: number, now = new Date()):
     if (f) firsts.push(f.time);
   }
   // The columnar table counts as holding this sensor's metrics only when it has rows for it.
-  const cols = firsts.length > 0 ? allCols : [];
-  const names = new Set([...cols, ...flex, ...listedMetrics(units, row.sensor_type)]);
+  // With rollups, only the metrics it reported (a BMP280's empty humidity column is left out).
+  const reported = hasRollups(catalog, row.sensor_type)
+    ? new Set(catalog.reported.get(sensorId) ?? [])
+    : undefined;
+  const cols = (firsts.length > 0 ? allCols : []).filter((m) => !reported || reported.has(m));
+  const names = new Set(
+    [...cols, ...flex, ...listedMetrics(units, row.sensor_type)]
+      .filter((m) => !reported || reported.has(m)),
+  );
 
   if (flex.length > 0) {
     // One index probe per metric, in one statement.

@@ -1,13 +1,20 @@
 import type { Db, Queryable } from "../db/mod.ts";
 import {
   deviceLabel,
+  hasRollups,
   listChoices,
   listedMetrics,
   type SensorInfo,
   sensorsOfDevice,
 } from "./_catalog.ts";
+import {
+  coarsestSource,
+  type HistorySource,
+  planSources,
+  type SourcePiece,
+} from "./plan_sources.ts";
 import { type CachedCatalog, cachedCatalog } from "./_cached_catalog.ts";
-import { type Bucket, chooseBucket } from "./choose_bucket.ts";
+import { type Bucket, BUCKET_ORIGIN, chooseBucket } from "./choose_bucket.ts";
 import { type HistoryRows, historyRows } from "./_history_rows.ts";
 import { ReadingsError } from "./readings_error.ts";
 
@@ -39,7 +46,12 @@ export interface SensorHistoryOptions {
    * `Db.transaction`); default: no limit.
    */
   timeoutMs?: number;
+  /** Use the rollups where they fit (default true); false computes everything from raw rows. */
+  rollups?: boolean;
 }
+
+/** Most gaps listed; a longer list is cut (the points show the rest). */
+export const MAX_GAPS = 1000;
 
 /** A downsampled history of one metric of one sensor. */
 export interface SensorHistory {
@@ -51,6 +63,15 @@ export interface SensorHistory {
   bucket: Bucket;
   start: Date;
   end: Date;
+  /**
+   * The coarsest source the points were computed from: `raw` readings, or the minute, hour or
+   * day rollups (with raw readings, or finer rollups, at the period's edges; see `pieces`).
+   */
+  source: HistorySource;
+  /** How the period was covered, in time order. */
+  pieces: SourcePiece[];
+  /** Buckets of the period without a single reading (a device that was off), in time order. */
+  gaps: Date[];
   points: HistoryPoint[];
 }
 
@@ -89,6 +110,16 @@ export async function sensorHistory(db: Db, opts: SensorHistoryOptions): Promise
       throw error;
     }
     const { sensor } = target;
+    const table = `${sensor.sensorType}_measurements`;
+    const horizons = [catalog.horizons.get("measurements"), catalog.horizons.get(table)]
+      .filter((d): d is Date => d !== undefined).map((d) => d.getTime());
+    const pieces = planSources({
+      start: opts.start,
+      end: opts.end,
+      bucketSeconds: bucket.seconds,
+      rollups: opts.rollups !== false && hasRollups(catalog, sensor.sensorType),
+      rawFrom: horizons.length > 0 ? new Date(Math.max(...horizons)) : undefined,
+    });
     const aggregate = (q: Queryable) =>
       historyRows(q, {
         sensorId: sensor.sensorId,
@@ -97,6 +128,7 @@ export async function sensorHistory(db: Db, opts: SensorHistoryOptions): Promise
         bucket,
         start: opts.start,
         end: opts.end,
+        pieces,
       });
     let row: HistoryRows | undefined;
     try {
@@ -118,6 +150,7 @@ export async function sensorHistory(db: Db, opts: SensorHistoryOptions): Promise
     const layout = row.columnar !== null || (target.hasColumn && row.flexible === null)
       ? "columnar"
       : "flexible";
+    const points = (layout === "columnar" ? row.columnar : row.flexible) ?? [];
     return {
       sensor: { ...sensor, deviceName: row.deviceName, location: row.location },
       metric,
@@ -126,7 +159,10 @@ export async function sensorHistory(db: Db, opts: SensorHistoryOptions): Promise
       bucket,
       start: opts.start,
       end: opts.end,
-      points: (layout === "columnar" ? row.columnar : row.flexible) ?? [],
+      source: coarsestSource(pieces),
+      pieces,
+      gaps: missingBuckets(opts.start, opts.end, bucket.seconds, points),
+      points,
     };
   }
 }
@@ -149,15 +185,21 @@ async function pickTarget(
 ): Promise<Target> {
   const { sensors, columnar, units } = catalog;
   const candidates = pickCandidates(sensors, opts);
+  // With rollups, a sensor's metrics are those it reported (a BMP280 has a humidity column but
+  // never measures it); without, every column and `metrics` row of its type.
   const staticMetrics = (s: SensorInfo) =>
-    new Set([...(columnar.get(s.sensorType) ?? []), ...listedMetrics(units, s.sensorType)]);
+    hasRollups(catalog, s.sensorType)
+      ? new Set(catalog.reported.get(s.sensorId) ?? [])
+      : new Set([...(columnar.get(s.sensorType) ?? []), ...listedMetrics(units, s.sensorType)]);
   // The flexible table can only add metrics: look there only when the tables and the metrics
   // list do not already name the metric for every candidate (one index probe per metric).
   const flexible = candidates.every((s) => staticMetrics(s).has(metric))
     ? new Map<number, string[]>()
     : await catalog.flexibleMetrics(candidates.map((s) => s.sensorId));
   const metricsOf = (s: SensorInfo) =>
-    [...new Set([...staticMetrics(s), ...(flexible.get(s.sensorId) ?? [])])].sort();
+    hasRollups(catalog, s.sensorType)
+      ? [...staticMetrics(s)].sort()
+      : [...new Set([...staticMetrics(s), ...(flexible.get(s.sensorId) ?? [])])].sort();
   const withMetric = candidates.filter((s) => metricsOf(s).includes(metric));
   if (withMetric.length === 0) {
     const choices = [...new Set(candidates.flatMap(metricsOf))].sort();
@@ -228,4 +270,17 @@ function pickCandidates(sensors: SensorInfo[], opts: SensorHistoryOptions): Sens
     );
   }
   return ofType;
+}
+
+/** Start of every bucket of [`start`, `end`) that has no point, at most `MAX_GAPS`. */
+function missingBuckets(start: Date, end: Date, seconds: number, points: HistoryPoint[]): Date[] {
+  const have = new Set(points.map((p) => p.time.getTime()));
+  const w = seconds * 1000;
+  const o = BUCKET_ORIGIN.getTime();
+  const out: Date[] = [];
+  for (let t = o + Math.floor((start.getTime() - o) / w) * w; t < end.getTime(); t += w) {
+    if (!have.has(t)) out.push(new Date(t));
+    if (out.length >= MAX_GAPS) break;
+  }
+  return out;
 }

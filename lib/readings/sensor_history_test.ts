@@ -81,7 +81,9 @@ Deno.test("sensorHistory() sees sensors, tables, columns and names changed after
   // A new metric column, a metric new to the flexible table, a renamed and moved device.
   await db.exec(`
     alter table scd30_measurements add column pm25 double precision;
-    update scd30_measurements set pm25 = 7 where time < '2024-05-01T01:00:00Z';
+    insert into scd30_measurements (time, sensor_id, pm25)
+      select timestamptz '2024-05-01T00:00:30Z' + g * interval '1 minute', 1, 7
+      from generate_series(0, 59) g;
     insert into measurements (time, sensor_id, metric_type, value)
       values ('2024-05-01T02:00:00Z', 1, 'voc', 3);
     update devices set device_name = 'Window desk', location = 'Attic' where device_id = 'd1';
@@ -92,10 +94,12 @@ Deno.test("sensorHistory() sees sensors, tables, columns and names changed after
   const voc = await history({ sensorId: 1, metric: "voc" });
   deepEqual([voc.layout, voc.points.map((p) => p.count)], ["flexible", [1]]);
 
-  // A second sensor measuring temperature makes the device alone ambiguous.
-  await db.exec(
-    `insert into sensors (sensor_id, device_id, sensor_type) values (3, 'd1', 'bmp280')`,
-  );
+  // A second sensor that has measured temperature makes the device alone ambiguous (one that
+  // never reported it does not: see tests/air_tools_test.ts).
+  await db.exec(`
+    insert into sensors (sensor_id, device_id, sensor_type) values (3, 'd1', 'bmp280');
+    insert into bmp280_measurements (time, sensor_id, temperature)
+      values ('2024-05-01T03:00:00Z', 3, 19);`);
   await rejects(
     () => history({ device: "d1", metric: "temperature" }),
     /several sensors measuring "temperature": bmp280 \(sensor_id 3\), scd30 \(sensor_id 1\)/,

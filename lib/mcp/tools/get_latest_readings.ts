@@ -18,7 +18,7 @@ export const GetLatestReadingsInput = {
     "Only this device: its device_id or its name (case-insensitive). Omit for every device.",
   ),
   location: z.string().max(200).optional().describe(
-    'Only sensors at this location, e.g. "bedroom" (case-insensitive; a part of the name matches too). Omit for every location.',
+    'Only sensors in this room or at this placement, e.g. "bedroom" (the device\'s room: all its sensors) or "wardrobe shelf" (where one sensor sits); case, spaces and _ do not matter and a part of the name matches too. Omit for every location.',
   ),
 };
 
@@ -27,7 +27,9 @@ export const GetLatestReadingsOutput = {
   readings: z.array(z.object({
     device_id: z.string(),
     device_name: z.string().nullable(),
-    location: z.string().nullable(),
+    location: z.string().nullable().describe("The sensor's placement, else its device's room"),
+    room: z.string().nullable().describe("The device's room"),
+    placement: z.string().nullable().describe("Where the sensor itself sits"),
     sensor_id: z.number().int(),
     sensor_type: z.string(),
     metric: z.string(),
@@ -79,6 +81,8 @@ export function registerGetLatestReadingsTool(server: McpServer, deps: ToolDeps)
       device_id: r.deviceId,
       device_name: deviceField(r.deviceName),
       location: deviceField(r.location),
+      room: deviceField(r.room),
+      placement: deviceField(r.placement),
       sensor_id: r.sensorId,
       sensor_type: r.sensorType,
       metric: r.metric,
@@ -134,8 +138,7 @@ function describe(
       return sameTime ? v : `${v} (${formatAge(r.ageS)})`;
     });
     lines.push(
-      `- ${s.deviceId}${name}${s.location ? `, at ${quoteDevice(s.location)}` : ""}, ` +
-        `${s.sensorType} ` +
+      `- ${s.deviceId}${name}${place(s)}, ${s.sensorType} ` +
         `(sensor ${s.sensorId}): ${values.join(", ")}, ${formatAge(newest.ageS)} ` +
         `(${newest.time.toISOString()})` +
         (newest.ageS > staleAfterS ? " — stale: the device may be silent" : ""),
@@ -146,4 +149,12 @@ function describe(
     lines.push(`${sensorCount - reporting} matching sensor(s) have no readings yet.`);
   }
   return lines.join("\n");
+}
+
+/** ", bedroom (wardrobe shelf)": the room and, when it differs, where the sensor sits. */
+function place(s: { room: string | null; placement: string | null }): string {
+  const room = s.room ? quoteDevice(s.room) : "";
+  const placement = s.placement ? quoteDevice(s.placement) : "";
+  if (!room) return placement ? `, at ${placement}` : "";
+  return placement && s.placement !== s.room ? `, in ${room} (${placement})` : `, in ${room}`;
 }

@@ -2,10 +2,10 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import type { ToolDeps } from "../deps.ts";
 import { errorResult } from "./_error_result.ts";
+import { timeArg } from "./_air_args.ts";
 import { QueryTimeout } from "../../db/mod.ts";
 import {
   formatValue,
-  parseTime,
   ReadingsError,
   type SensorHistory,
   sensorHistory,
@@ -69,6 +69,12 @@ export const GetSensorHistoryOutput = {
   unit: z.string().nullable(),
   start: z.string(),
   end: z.string(),
+  source: z.enum(["raw", "rollup_1m", "rollup_1h", "rollup_1d"]).describe(
+    "Coarsest source used: raw readings, or the minute/hour/day rollups (exact: avg = sum / count); the period's edges come from finer sources",
+  ),
+  gaps: z.array(z.string()).describe(
+    "Start of every bucket without a reading (the device was off): such buckets are absent from points, never interpolated; at most 1000 listed",
+  ),
   points: z.array(point),
 };
 
@@ -92,6 +98,7 @@ export function registerGetSensorHistoryTool(server: McpServer, deps: ToolDeps):
     description:
       'How one metric of one sensor changed over a period, without writing SQL: e.g. "CO2 in the office this week". ' +
       "Returns avg/min/max/count per time bucket, computed in the database, with the bucket width chosen so that no more than max_points (default 500) rows come back, however many readings the period holds. " +
+      "Long periods are answered from the minute, hour and day rollups in milliseconds (source says which); buckets without readings are listed in gaps and absent from points. " +
       "Pick the sensor by sensor_id, or by device (+ sensor_type when the device has several sensors with that metric). " +
       "Times: ISO 8601 or relative (-24h, 7d, now); defaults: the last 24 hours. " +
       "The result is also saved as a query_id (columns time, avg, min, max, count) that create_plot and analyze_data accept directly. " +
@@ -158,21 +165,12 @@ export function registerGetSensorHistoryTool(server: McpServer, deps: ToolDeps):
         unit: history.unit,
         start: history.start.toISOString(),
         end: history.end.toISOString(),
+        source: history.source,
+        gaps: history.gaps.map((g) => g.toISOString()),
         points,
       },
     };
   });
-}
-
-function timeArg(name: string, value: string | number, now: Date): Date {
-  try {
-    return parseTime(value, now);
-  } catch (error) {
-    if (error instanceof RangeError) {
-      throw new ReadingsError(`${name}: ${error.message}`, [], { cause: error });
-    }
-    throw error;
-  }
 }
 
 function describe(h: SensorHistory, queryId: string, csvUrl: string): string {
@@ -181,7 +179,7 @@ function describe(h: SensorHistory, queryId: string, csvUrl: string): string {
     s.location ? ` (${s.location})` : ""
   }, ${s.sensorType} sensor ${s.sensorId}`;
   const head = `${h.metric}${h.unit ? ` [${h.unit}]` : ""} of ${where}, ` +
-    `${h.start.toISOString()} → ${h.end.toISOString()}, ${h.bucket.label} buckets`;
+    `${h.start.toISOString()} → ${h.end.toISOString()}, ${h.bucket.label} buckets from ${h.source}`;
   if (h.points.length === 0) {
     return `${head}: no readings in this period. Try a longer period or check the device with get_latest_readings.`;
   }
@@ -201,6 +199,12 @@ function describe(h: SensorHistory, queryId: string, csvUrl: string): string {
     } (bucket ${hi.time.toISOString()}).`,
     `query_id: ${queryId} (use with create_plot or analyze_data; columns time, avg, min, max, count). CSV: ${csvUrl}`,
   ];
+  if (h.gaps.length > 0) {
+    lines.push(
+      `${h.gaps.length}${h.gaps.length >= 1000 ? "+" : ""} bucket(s) without readings ` +
+        `(gaps, not drawn as lines), first ${h.gaps[0].toISOString()}.`,
+    );
+  }
   if (h.points.length <= TEXT_POINTS) {
     lines.push("", "time,avg,min,max,count");
     for (const p of h.points) {

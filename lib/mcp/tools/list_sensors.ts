@@ -5,6 +5,7 @@ import type { ToolDeps } from "../deps.ts";
 import { databaseErrorResult, errorResult } from "./_error_result.ts";
 import { DEVICE_TEXT_NOTE, deviceField, quoteDevice } from "./_device_text.ts";
 import { capNote, decodeCursor, encodeCursor, LIST_CAP } from "./_cap_list.ts";
+import { loadCatalog, sensorMetrics } from "../../readings/mod.ts";
 
 /** Input of `list_sensors`: everything, one device, or one page of a long list. */
 export const ListSensorsInput = {
@@ -23,12 +24,16 @@ const Sensor = z.object({
   sensor_id: z.number().describe("Use in SQL as `sensor_id` of the readings tables"),
   device_id: z.string(),
   device_name: z.string().nullable(),
-  location: z.string().nullable().describe("The sensor's location, else its device's"),
+  location: z.string().nullable().describe("The sensor's placement, else its device's room"),
+  room: z.string().nullable().describe("The device's room, e.g. bedroom"),
+  placement: z.string().nullable().describe('Where the sensor sits, e.g. "wardrobe shelf"'),
   sensor_type: z.string().describe(
     "e.g. scd30; columnar readings are in <sensor_type>_measurements",
   ),
   device_status: z.string().describe("Last status the device reported (online, offline, unknown)"),
-  metrics: z.array(z.object({ metric: z.string(), unit: z.string().nullable() })),
+  metrics: z.array(z.object({ metric: z.string(), unit: z.string().nullable() })).describe(
+    "Metrics it has reported (with rollups kept; else every metric its type has)",
+  ),
   last_seen: z.string().nullable().describe("Time of the newest stored reading, ISO 8601 UTC"),
 });
 
@@ -44,17 +49,6 @@ export const ListSensorsOutput = {
 /** One sensor as `list_sensors` reports it. */
 export type SensorInfo = z.infer<typeof Sensor>;
 
-interface SensorRow {
-  sensor_id: number;
-  device_id: string;
-  device_name: string | null;
-  location: string | null;
-  sensor_type: string;
-  device_status: string;
-  last_seen: Date | string | null;
-  total: number;
-}
-
 /** Which sensors `loadSensors` returns: a device, a page after a cursor, at most `limit`. */
 export interface SensorQuery {
   device?: string;
@@ -64,64 +58,53 @@ export interface SensorQuery {
 }
 
 /**
- * Every sensor with its device, location (the sensor's own, else the device's), type, metrics
- * with units and the time of its newest reading. Metrics come from the `metrics` table and from
- * the columns of the sensor type's columnar table, so a new metric shows up without a unit.
+ * Every sensor with its device, room and placement, type, the metrics it has reported with
+ * units and the time of its newest reading, from the one catalog query every readings answer
+ * uses. A metric its type has a column for but that it never reported (a BMP280's humidity) is
+ * not listed.
  */
 export async function loadSensors(
   db: Queryable,
   query: SensorQuery = {},
 ): Promise<SensorInfo[] & { total?: number }> {
-  const device = query.device?.toLowerCase() ?? null;
-  const [afterDevice, afterType] = query.after ?? [null, null];
-  // One statement: the embedded database serialises every round trip.
-  const rows = await db.sql<SensorRow & { metrics: unknown }>`
-    with known as (
-      select sensor_type, metric, unit from metrics
-      union
-      select regexp_replace(c.relname, '_measurements$', ''), a.attname::text, null
-      from pg_attribute a
-      join pg_class c on c.oid = a.attrelid
-      join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = 'public' and c.relkind in ('r', 'p') and c.relname ~ '_measurements$'
-        and a.attnum > 0 and not a.attisdropped and a.attname not in ('time', 'sensor_id')
-        and a.atttypid = 'double precision'::regtype
-        and not exists (select from metrics m
-          where m.sensor_type = regexp_replace(c.relname, '_measurements$', '')
-            and m.metric = a.attname)
-    ),
-    matching as (
-      select s.sensor_id, s.device_id, d.device_name,
-        coalesce(s.location, d.location) as location, s.sensor_type, d.status as device_status,
-        s.last_seen, count(*) over () as total
-      from sensors s join devices d on d.device_id = s.device_id
-      where ${device}::text is null or lower(s.device_id) = ${device}::text
-        or lower(d.device_name) = ${device}::text
+  const catalog = await loadCatalog(db);
+  const device = query.device?.toLowerCase();
+  const matching = catalog.sensors
+    .filter((s) =>
+      device === undefined || s.deviceId.toLowerCase() === device ||
+      s.deviceName?.toLowerCase() === device
     )
-    select m.*,
-      coalesce((select json_agg(json_build_object('metric', k.metric, 'unit', k.unit)
-                                order by k.metric)
-                from known k where k.sensor_type = m.sensor_type), '[]'::json) as metrics
-    from matching m
-    where ${afterDevice}::text is null
-      or (m.device_id, m.sensor_type) > (${afterDevice}::text, ${afterType}::text)
-    order by m.device_id, m.sensor_type
-    limit ${query.limit ?? null}::int8`;
-  const sensors: SensorInfo[] & { total?: number } = rows.map((r) => ({
-    sensor_id: Number(r.sensor_id),
-    device_id: r.device_id,
-    device_name: deviceField(r.device_name),
-    location: deviceField(r.location),
-    sensor_type: r.sensor_type,
-    device_status: deviceField(r.device_status) ?? "unknown",
-    metrics: (typeof r.metrics === "string" ? JSON.parse(r.metrics) : r.metrics) as {
-      metric: string;
-      unit: string | null;
-    }[],
-    last_seen: r.last_seen === null ? null : new Date(r.last_seen).toISOString(),
+    .sort((a, b) => cmp(a.deviceId, b.deviceId) || cmp(a.sensorType, b.sensorType));
+  const [afterDevice, afterType] = query.after ?? [];
+  const page = matching
+    .filter((s) =>
+      afterDevice === undefined ||
+      cmp(s.deviceId, afterDevice) > 0 ||
+      (s.deviceId === afterDevice && cmp(s.sensorType, afterType!) > 0)
+    )
+    .slice(0, query.limit ?? Infinity);
+  const sensors: SensorInfo[] & { total?: number } = page.map((s) => ({
+    sensor_id: s.sensorId,
+    device_id: s.deviceId,
+    device_name: deviceField(s.deviceName),
+    location: deviceField(s.location),
+    room: deviceField(s.room),
+    placement: deviceField(s.placement),
+    sensor_type: s.sensorType,
+    device_status: deviceField(s.deviceStatus) ?? "unknown",
+    metrics: sensorMetrics(catalog, s).map((metric) => ({
+      metric,
+      unit: catalog.units.get(`${s.sensorType}/${metric}`) ?? null,
+    })),
+    last_seen: s.lastSeen === null ? null : s.lastSeen.toISOString(),
   }));
-  if (rows.length > 0) sensors.total = Number(rows[0].total);
+  sensors.total = matching.length;
   return sensors;
+}
+
+/** Code-point order, the same on every database collation. */
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Renders sensors as a compact text table for the tool result. */
@@ -134,9 +117,10 @@ export function formatSensors(sensors: SensorInfo[]): string {
     const metrics = s.metrics.map((m) => m.unit ? `${m.metric} [${m.unit}]` : m.metric).join(", ");
     lines.push(
       `- sensor_id ${s.sensor_id}: ${s.sensor_type} on ${s.device_id}` +
-        `${s.device_name ? ` named ${quoteDevice(s.device_name)}` : ""}, location ${
-          s.location ? quoteDevice(s.location) : "unknown"
-        }, ` +
+        `${s.device_name ? ` named ${quoteDevice(s.device_name)}` : ""}, room ${
+          s.room ? quoteDevice(s.room) : "unknown"
+        }` +
+        `${s.placement && s.placement !== s.room ? ` (${quoteDevice(s.placement)})` : ""}, ` +
         `device ${s.device_status}, last reading ${s.last_seen ?? "never"}; metrics: ${
           metrics || "none"
         }`,
@@ -150,7 +134,7 @@ export function registerListSensorsTool(server: McpServer, deps: ToolDeps): void
   server.registerTool("list_sensors", {
     title: "List sensors",
     description:
-      "Lists every sensor: sensor_id (the key in the readings tables), device id and name, location (where the sensor is, used to answer questions about rooms), sensor type, the metrics it measures with units, and when its newest reading arrived. Use it to map a room or device name to sensor_id before writing SQL, and to spot sensors that stopped reporting. Long lists come in pages (200 by default): pass next_cursor as cursor for the next page, or filter by device.",
+      "Lists every sensor: sensor_id (the key in the readings tables), device id and name, room (the device's) and placement (where the sensor sits), used to answer questions about rooms, sensor type, the metrics it has reported with units, and when its newest reading arrived. Use it to map a room or device name to sensor_id before writing SQL, and to spot sensors that stopped reporting. Long lists come in pages (200 by default): pass next_cursor as cursor for the next page, or filter by device.",
     inputSchema: ListSensorsInput,
     outputSchema: ListSensorsOutput,
     annotations: { readOnlyHint: true, idempotentHint: true, openWorldHint: false },

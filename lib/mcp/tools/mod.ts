@@ -15,6 +15,10 @@ import { registerGetLatestReadingsTool } from "./get_latest_readings.ts";
 import { registerGetSensorHistoryTool } from "./get_sensor_history.ts";
 import { registerExecuteSqlQueryTool } from "./execute_sql_query.ts";
 import { registerClearQueryCacheTool } from "./clear_query_cache.ts";
+import { registerGetAirSummaryTool } from "./get_air_summary.ts";
+import { registerCompareAirTool } from "./compare_air.ts";
+import { registerGetDailyProfileTool } from "./get_daily_profile.ts";
+import { registerCheckDataQualityTool } from "./check_data_quality.ts";
 import { registerResources } from "../resources.ts";
 import { registerPrompts } from "../prompts.ts";
 import { guardToolErrors } from "./_error_result.ts";
@@ -31,6 +35,10 @@ export function registerAll(server: McpServer, deps: ToolDeps): void {
   registerGetSensorHistoryTool(server, deps);
   registerExecuteSqlQueryTool(server, deps);
   registerClearQueryCacheTool(server, deps);
+  registerGetAirSummaryTool(server, deps);
+  registerCompareAirTool(server, deps);
+  registerGetDailyProfileTool(server, deps);
+  registerCheckDataQualityTool(server, deps);
   registerResources(server, deps);
   registerPrompts(server, deps);
 }
