@@ -18,6 +18,13 @@ export interface HttpHandlerOptions {
   health?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
   /** How long `/healthz` waits for the database (default 2000 ms). */
   healthTimeoutMs?: number;
+  /**
+   * Extra routes tried before the 404 (the dashboard): undefined for a path they do not own.
+   * They get the Host/Origin check `/mcp` uses.
+   */
+  routes?: (req: Request, check: (req: Request) => string | undefined) =>
+    | Promise<Response>
+    | undefined;
 }
 
 const FILE_RE = /^\/files\/([A-Za-z0-9-]{1,64})\.(csv|png)$/;
@@ -172,6 +179,8 @@ export function createHttpHandler(
       const url = new URL(req.url);
       const path = url.pathname;
       if (path === "/mcp" || path === "/mcp/") return await mcp(req);
+      const routed = opts.routes?.(req, (r) => checkHostAndOrigin(r, allowed, { checkOrigin: true }));
+      if (routed) return await routed;
       if (req.method !== "GET" && req.method !== "HEAD") {
         const known = path === "/healthz" || path.startsWith("/files/");
         return json(known ? 405 : 404, { error: known ? "Method not allowed" : "Not found" });

@@ -1,0 +1,66 @@
+import type { Db } from "../db/mod.ts";
+import { latestReadings } from "../readings/mod.ts";
+import { loadHistory } from "./_history.ts";
+
+/** Sparklines are 24 h at 15-minute buckets: recomputing them more often than this is waste. */
+const TTL_MS = 60_000;
+/** Histories computed at once, so a big fleet does not take every database connection. */
+const CONCURRENCY = 4;
+/** 24 h in 15-minute buckets (97 when the range does not start on a bucket boundary). */
+const SPARK_POINTS = 100;
+
+/** sensor_id → metric → { t: bucket starts (unix s), v: averages, b: bucket width (s) } */
+export type Sparklines = Record<string, Record<string, { t: number[]; v: number[]; b: number }>>;
+
+/**
+ * The 24 h sparkline of every metric of every sensor that has a latest reading, computed with
+ * `sensorHistory` and kept for a minute; concurrent requests share one computation.
+ */
+export class SparklineCache {
+  #db: Db;
+  #timeoutMs: number | undefined;
+  #value: { at: number; data: Promise<Sparklines> } | undefined;
+
+  constructor(db: Db, opts: { timeoutMs?: number } = {}) {
+    this.#db = db;
+    this.#timeoutMs = opts.timeoutMs;
+  }
+
+  /** The current sparklines, computing them when the cached ones are older than a minute. */
+  get(now = new Date()): Promise<Sparklines> {
+    const v = this.#value;
+    if (v && now.getTime() - v.at < TTL_MS) return v.data;
+    const data = this.#compute(now);
+    this.#value = { at: now.getTime(), data };
+    data.catch(() => {
+      if (this.#value?.data === data) this.#value = undefined;
+    });
+    return data;
+  }
+
+  async #compute(now: Date): Promise<Sparklines> {
+    const { readings } = await latestReadings(this.#db, { now });
+    const jobs = readings.map((r) => ({ sensorId: r.sensorId, metric: r.metric }));
+    const out: Sparklines = {};
+    let next = 0;
+    const worker = async () => {
+      while (next < jobs.length) {
+        const job = jobs[next++];
+        const h = await loadHistory(this.#db, {
+          ...job,
+          range: "24h",
+          now,
+          maxPoints: SPARK_POINTS,
+          timeoutMs: this.#timeoutMs,
+        });
+        (out[job.sensorId] ??= {})[job.metric] = {
+          t: h.points.map((p) => Math.floor(p.time.getTime() / 1000)),
+          v: h.points.map((p) => p.avg),
+          b: h.bucket.seconds,
+        };
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    return out;
+  }
+}
