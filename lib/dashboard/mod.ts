@@ -11,4 +11,4 @@ export {
   type RequestCheck,
 } from "./dashboard_handler.ts";
 export { type ChartAssets, chartAssets } from "./chart_assets.ts";
-export { historyJson, HISTORY_MAX_POINTS, loadHistory, RANGES } from "./_history.ts";
+export { HISTORY_MAX_POINTS, historyJson, loadHistory, RANGES } from "./_history.ts";

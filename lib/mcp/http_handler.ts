@@ -40,6 +40,30 @@ function rpcError(status: number, message: string, headers: HeadersInit = {}): R
   return json(status, { jsonrpc: "2.0", error: { code: -32000, message }, id: null }, headers);
 }
 
+/** Tools that send log messages (sandbox output, slow steps) even without a progress token. */
+const STREAMED_TOOLS = new Set(["analyze_data", "create_plot"]);
+/** Bodies larger than this are not looked into (the call answers as plain JSON). */
+const PEEK_MAX_BYTES = 256 * 1024;
+
+/**
+ * True when the request is one `tools/call` that carries a progress token or calls a tool in
+ * `STREAMED_TOOLS` and the client accepts SSE: its notifications need the response stream.
+ * Reads a copy of the body, at most PEEK_MAX_BYTES; the transport reads the original.
+ */
+async function streamedCall(req: Request): Promise<boolean> {
+  if (req.method !== "POST" || !req.body) return false;
+  if (!(req.headers.get("accept") ?? "").includes("text/event-stream")) return false;
+  const length = Number(req.headers.get("content-length") ?? NaN);
+  if (!(length <= PEEK_MAX_BYTES)) return false;
+  try {
+    const msg = JSON.parse(await req.clone().text());
+    return msg?.method === "tools/call" &&
+      (msg.params?._meta?.progressToken !== undefined || STREAMED_TOOLS.has(msg.params?.name));
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The request handler for `Deno.serve`: MCP over Streamable HTTP at `/mcp` and `/mcp/`
  * (stateless, a new server and transport per request), `GET /healthz`, and `GET /files/{id}.csv`
@@ -84,7 +108,8 @@ export function createHttpHandler(
     const server = createMcpServer(deps);
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: undefined,
-      enableJsonResponse: true,
+      // A tool call that reports progress or log messages answers as an SSE stream.
+      enableJsonResponse: !await streamedCall(req),
     });
     await server.connect(transport);
     try {
@@ -179,7 +204,10 @@ export function createHttpHandler(
       const url = new URL(req.url);
       const path = url.pathname;
       if (path === "/mcp" || path === "/mcp/") return await mcp(req);
-      const routed = opts.routes?.(req, (r) => checkHostAndOrigin(r, allowed, { checkOrigin: true }));
+      const routed = opts.routes?.(
+        req,
+        (r) => checkHostAndOrigin(r, allowed, { checkOrigin: true }),
+      );
       if (routed) return await routed;
       if (req.method !== "GET" && req.method !== "HEAD") {
         const known = path === "/healthz" || path.startsWith("/files/");

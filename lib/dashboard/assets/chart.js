@@ -100,7 +100,12 @@
     return v || fallback;
   }
 
-  const BAND_FILL = { good: "--band-good", fair: "--band-fair", poor: "--band-poor", bad: "--band-bad" };
+  const BAND_FILL = {
+    good: "--band-good",
+    fair: "--band-fair",
+    poor: "--band-poor",
+    bad: "--band-bad",
+  };
 
   /** A uPlot hook drawing the CO2 bands behind the series. */
   function co2BandsHook(u) {
@@ -111,7 +116,8 @@
     for (const band of CO2_BANDS) {
       const hi = Math.min(band.max, 100000);
       const y1 = u.valToPos(hi, "y", true), y0 = u.valToPos(lo, "y", true);
-      const yTop = Math.max(top, Math.min(y1, y0)), yBottom = Math.min(top + height, Math.max(y1, y0));
+      const yTop = Math.max(top, Math.min(y1, y0)),
+        yBottom = Math.min(top + height, Math.max(y1, y0));
       if (yBottom > yTop) {
         ctx.fillStyle = cssVar(BAND_FILL[band.key], "transparent");
         ctx.fillRect(left, yTop, width, yBottom - yTop);
@@ -151,23 +157,27 @@
     clear(el);
     const [gt, gv] = withGaps(t, v, (opts.bucketSeconds ?? 900) * 1.5);
     const height = opts.height ?? 36;
-    const u = new uPlot({
-      width: Math.max(60, Math.floor(el.clientWidth)),
-      height,
-      legend: { show: false },
-      cursor: { show: false },
-      select: { show: false },
-      axes: [{ show: false }, { show: false }],
-      scales: { x: { time: true } },
-      series: [{}, {
-        stroke: cssVar("--accent", "#2563eb"),
-        width: 1.5,
-        fill: cssVar("--accent-soft", "rgba(37,99,235,.12)"),
-        points: { show: false },
-        spanGaps: false,
-      }],
-      padding: [2, 0, 2, 0],
-    }, [gt, gv], el);
+    const u = new uPlot(
+      {
+        width: Math.max(60, Math.floor(el.clientWidth)),
+        height,
+        legend: { show: false },
+        cursor: { show: false },
+        select: { show: false },
+        axes: [{ show: false }, { show: false }],
+        scales: { x: { time: true } },
+        series: [{}, {
+          stroke: cssVar("--accent", "#2563eb"),
+          width: 1.5,
+          fill: cssVar("--accent-soft", "rgba(37,99,235,.12)"),
+          points: { show: false },
+          spanGaps: false,
+        }],
+        padding: [2, 0, 2, 0],
+      },
+      [gt, gv],
+      el,
+    );
     observeSize(el, u, height);
     return u;
   }
@@ -181,33 +191,56 @@
     clear(el);
     const data = alignBuckets(h.points, h.start, h.end, h.bucket_seconds);
     const unit = h.unit ?? "";
-    const fmt = (u, v) => (v === null || v === undefined ? "–" : formatValue(v, h.unit));
+    const fmt = (_u, v) => (v === null || v === undefined ? "–" : formatValue(v, h.unit));
     const text = cssVar("--text", "#111");
     const grid = cssVar("--grid", "rgba(0,0,0,.08)");
     const height = opts.height ?? 300;
     const axis = { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } };
-    const u = new uPlot({
-      width: Math.max(200, Math.floor(el.clientWidth)),
-      height,
-      cursor: { drag: { x: true, y: false }, points: { size: 6 } },
-      scales: { x: { time: true } },
-      axes: [axis, { ...axis, size: 60, values: (u, vals) => vals.map((v) => formatValue(v, null)), label: unit }],
-      series: [
-        {},
-        {
-          label: `${metricLabel(h.metric)} avg`,
-          stroke: cssVar("--accent", "#2563eb"),
-          width: 2,
-          value: fmt,
-          spanGaps: false,
-        },
-        { label: "min", stroke: cssVar("--accent-soft", "#ccd"), width: 1, value: fmt, spanGaps: false, points: { show: false } },
-        { label: "max", stroke: cssVar("--accent-soft", "#ccd"), width: 1, value: fmt, spanGaps: false, points: { show: false } },
-      ],
-      // The spread between min and max of each bucket as a light band behind the average.
-      bands: [{ series: [3, 2], fill: cssVar("--accent-soft", "rgba(37,99,235,.12)") }],
-      hooks: h.metric === "co2" ? { drawClear: [co2BandsHook] } : {},
-    }, data, el);
+    const u = new uPlot(
+      {
+        width: Math.max(200, Math.floor(el.clientWidth)),
+        height,
+        cursor: { drag: { x: true, y: false }, points: { size: 6 } },
+        scales: { x: { time: true } },
+        axes: [axis, {
+          ...axis,
+          size: 60,
+          values: (_u, vals) => vals.map((v) => formatValue(v, null)),
+          label: unit,
+        }],
+        series: [
+          {},
+          {
+            label: `${metricLabel(h.metric)} avg`,
+            stroke: cssVar("--accent", "#2563eb"),
+            width: 2,
+            value: fmt,
+            spanGaps: false,
+          },
+          {
+            label: "min",
+            stroke: cssVar("--accent-soft", "#ccd"),
+            width: 1,
+            value: fmt,
+            spanGaps: false,
+            points: { show: false },
+          },
+          {
+            label: "max",
+            stroke: cssVar("--accent-soft", "#ccd"),
+            width: 1,
+            value: fmt,
+            spanGaps: false,
+            points: { show: false },
+          },
+        ],
+        // The spread between min and max of each bucket as a light band behind the average.
+        bands: [{ series: [3, 2], fill: cssVar("--accent-soft", "rgba(37,99,235,.12)") }],
+        hooks: h.metric === "co2" ? { drawClear: [co2BandsHook] } : {},
+      },
+      data,
+      el,
+    );
     observeSize(el, u, height);
     el.dataset.slots = String(data[0].length);
     el.dataset.points = String(data[1].filter((v) => v !== null).length);
@@ -231,7 +264,9 @@
     const missing = slots - h.points.length;
     return `${metricLabel(h.metric)}: average ${formatValue(sum / n, h.unit)}, lowest ${
       formatValue(lo, h.unit)
-    }, highest ${formatValue(hi, h.unit)}; ${h.points.length} of ${slots} ${h.bucket} buckets have readings` +
+    }, highest ${
+      formatValue(hi, h.unit)
+    }; ${h.points.length} of ${slots} ${h.bucket} buckets have readings` +
       (missing > 0 ? ` (${missing} without: shown as gaps).` : ".");
   }
 

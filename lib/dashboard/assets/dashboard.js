@@ -65,7 +65,8 @@
     ]));
   }
 
-  const id = (...parts) => parts.join(":").replace(/[^A-Za-z0-9:_-]/g, (c) => `_${c.charCodeAt(0)}`);
+  const id = (...parts) =>
+    parts.join(":").replace(/[^A-Za-z0-9:_-]/g, (c) => `_${c.charCodeAt(0)}`);
 
   function buildRooms(o) {
     const box = $("rooms");
@@ -109,7 +110,11 @@
                       el(
                         "span",
                         {},
-                        el("span", { class: "label" }, `${C.metricLabel(r.metric)} · ${s.sensor_type}`),
+                        el(
+                          "span",
+                          { class: "label" },
+                          `${C.metricLabel(r.metric)} · ${s.sensor_type}`,
+                        ),
                         el("br"),
                         el("span", { class: "value" }),
                         " ",
@@ -130,7 +135,11 @@
     box.replaceChildren(...cards);
     if (!cards.length) {
       box.replaceChildren(
-        el("p", { class: "muted" }, "No devices yet. They appear here when they publish over MQTT."),
+        el(
+          "p",
+          { class: "muted" },
+          "No devices yet. They appear here when they publish over MQTT.",
+        ),
       );
     }
   }
@@ -154,7 +163,9 @@
           `last seen ${C.formatAge(d.quiet_for_s)}`,
           d.firmware ? `firmware ${d.firmware}` : "firmware unknown",
         ];
-        if (d.errors_24h) parts.push(`${d.errors_24h} error${d.errors_24h === 1 ? "" : "s"} in 24 h`);
+        if (d.errors_24h) {
+          parts.push(`${d.errors_24h} error${d.errors_24h === 1 ? "" : "s"} in 24 h`);
+        }
         meta.textContent = parts.join(" · ");
         meta.title = d.last_seen ? new Date(d.last_seen).toLocaleString() : "";
       }
@@ -177,9 +188,9 @@
           }
           b.setAttribute(
             "aria-label",
-            `${C.metricLabel(r.metric)} ${value}${r.metric === "co2" ? `, ${band.textContent}` : ""}, ${
-              C.formatAge(r.age_s)
-            }. Show its history.`,
+            `${C.metricLabel(r.metric)} ${value}${
+              r.metric === "co2" ? `, ${band.textContent}` : ""
+            }, ${C.formatAge(r.age_s)}. Show its history.`,
           );
         }
       }
@@ -242,7 +253,13 @@
       ["Database", c.dbUp ? "reachable" : "unreachable"],
       ["Broker", c.mqttConnected ? "connected" : "disconnected"],
     ];
-    box.replaceChildren(el("dl", { class: "stats" }, rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "–")])));
+    box.replaceChildren(
+      el(
+        "dl",
+        { class: "stats" },
+        rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "–")]),
+      ),
+    );
   }
 
   function sensorsOf(o) {
@@ -257,21 +274,31 @@
     if (!all.length) return;
     if (!all.some(({ s }) => s.sensor_id === sel.sensorId)) {
       const co2 = all.find(({ d, s }) =>
-        d.health !== "offline" && s.readings.some((r) => r.metric === "co2")
+        d.health !== "offline" && s.readings.some((r) =>
+          r.metric === "co2"
+        )
       ) ?? all[0];
       sel.sensorId = co2.s.sensor_id;
       sel.metric = null;
     }
     const sensorSel = $("h-sensor");
-    sensorSel.replaceChildren(...all.map(({ d, s }) =>
-      el("option", { value: String(s.sensor_id), selected: s.sensor_id === sel.sensorId }, `${deviceLabel(d)} · ${s.sensor_type}${d.location ? ` (${d.location})` : ""}`)
-    ));
+    sensorSel.replaceChildren(
+      ...all.map(({ d, s }) =>
+        el(
+          "option",
+          { value: String(s.sensor_id), selected: s.sensor_id === sel.sensorId },
+          `${deviceLabel(d)} · ${s.sensor_type}${d.location ? ` (${d.location})` : ""}`,
+        )
+      ),
+    );
     const current = all.find(({ s }) => s.sensor_id === sel.sensorId).s;
     const metrics = current.readings.map((r) => r.metric);
     if (!metrics.includes(sel.metric)) sel.metric = metrics.includes("co2") ? "co2" : metrics[0];
-    $("h-metric").replaceChildren(...metrics.map((m) =>
-      el("option", { value: m, selected: m === sel.metric }, C.metricLabel(m))
-    ));
+    $("h-metric").replaceChildren(
+      ...metrics.map((m) =>
+        el("option", { value: m, selected: m === sel.metric }, C.metricLabel(m))
+      ),
+    );
   }
 
   async function loadHistory() {
@@ -283,12 +310,17 @@
     try {
       const q = new URLSearchParams({ sensor_id: String(sensorId), metric, range });
       const h = await getJson(`/dashboard/api/history?${q}`);
-      if (state.sel.sensorId !== sensorId || state.sel.metric !== metric || state.sel.range !== range) return;
+      if (
+        state.sel.sensorId !== sensorId || state.sel.metric !== metric || state.sel.range !== range
+      ) return;
       C.historyChart(box, h);
       box.dataset.range = range;
       box.dataset.sensor = String(sensorId);
       box.dataset.metric = metric;
-      box.setAttribute("aria-label", `${C.metricLabel(metric)} of ${h.sensor.device_name ?? h.sensor.device_id}, last ${range}`);
+      box.setAttribute(
+        "aria-label",
+        `${C.metricLabel(metric)} of ${h.sensor.device_name ?? h.sensor.device_id}, last ${range}`,
+      );
       $("h-info").textContent = C.describeHistory(h);
     } catch (error) {
       $("h-info").textContent = `Could not load the history: ${error.message}`;
@@ -323,7 +355,10 @@
       updateCollector(o);
       const counts = { online: 0, silent: 0, offline: 0 };
       for (const d of o.devices) counts[d.health] = (counts[d.health] ?? 0) + 1;
-      $("status").textContent = `${o.devices.length} devices: ${counts.online} online, ${counts.silent} silent, ${counts.offline} offline · updated ${new Date(o.now).toLocaleTimeString()}`;
+      $("status").textContent =
+        `${o.devices.length} devices: ${counts.online} online, ${counts.silent} silent, ${counts.offline} offline · updated ${
+          new Date(o.now).toLocaleTimeString()
+        }`;
       document.body.dataset.updated = o.now;
       if (Date.now() - state.historyAt > SPARK_MS && state.sel.range === "24h") loadHistory();
     } catch (error) {
@@ -344,7 +379,10 @@
   }
 
   $("h-sensor").addEventListener("change", (e) => selectHistory(Number(e.target.value), null));
-  $("h-metric").addEventListener("change", (e) => selectHistory(state.sel.sensorId, e.target.value));
+  $("h-metric").addEventListener(
+    "change",
+    (e) => selectHistory(state.sel.sensorId, e.target.value),
+  );
   for (const b of document.querySelectorAll("#h-ranges button")) {
     b.addEventListener("click", () => {
       state.sel.range = b.dataset.range;

@@ -17,6 +17,7 @@ import { registerExecuteSqlQueryTool } from "./execute_sql_query.ts";
 import { registerClearQueryCacheTool } from "./clear_query_cache.ts";
 import { registerResources } from "../resources.ts";
 import { registerPrompts } from "../prompts.ts";
+import { registerSensorApp } from "../apps/mod.ts";
 
 /** Registers every tool (and resource and prompt) on `server`. */
 export function registerAll(server: McpServer, deps: ToolDeps): void {
@@ -31,4 +32,5 @@ export function registerAll(server: McpServer, deps: ToolDeps): void {
   registerClearQueryCacheTool(server, deps);
   registerResources(server, deps);
   registerPrompts(server, deps);
+  registerSensorApp(server, deps);
 }
