@@ -44,7 +44,9 @@ const SECURITY_HEADERS: Record<string, string> = {
     "frame-ancestors 'none'",
   "x-content-type-options": "nosniff",
   "x-frame-options": "DENY",
-  "referrer-policy": "no-referrer",
+  // not no-referrer: with it a browser sends `Origin: null` on the login form, which the
+  // Origin check refuses.
+  "referrer-policy": "same-origin",
 };
 
 function respond(status: number, body: BodyInit | null, headers: Record<string, string>) {

@@ -14,6 +14,7 @@
     structure: "",
     sel: { sensorId: null, metric: null, range: "24h" },
     historyAt: 0,
+    history: null,
     failures: 0,
   };
 
@@ -313,6 +314,7 @@
       if (
         state.sel.sensorId !== sensorId || state.sel.metric !== metric || state.sel.range !== range
       ) return;
+      state.history = h;
       C.historyChart(box, h);
       box.dataset.range = range;
       box.dataset.sensor = String(sensorId);
@@ -392,6 +394,11 @@
       loadHistory();
     });
   }
+  // Chart colours come from the stylesheet when drawn: redraw when the theme changes.
+  matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+    drawSparks();
+    if (state.history) C.historyChart($("h-chart"), state.history);
+  });
   poll();
   pollSparks();
 })();

@@ -84,7 +84,8 @@
             type: "button",
             "aria-pressed": String(m === h.metric),
             "data-metric": m,
-            onclick: () => showHistory({ sensor_id: s.sensor_id, metric: m, range: view.range }),
+            onclick: () =>
+              showHistory({ sensor_id: s.sensor_id, metric: m, range: view.range ?? "24h" }),
           }, C.metricLabel(m))
         ),
       ),
@@ -109,6 +110,11 @@
 
   function renderReadings(readings) {
     $("title").textContent = "Current readings";
+    view.history = null;
+    view.metrics = null;
+    $("controls").replaceChildren();
+    C.clear($("chart"));
+    $("chart").hidden = true;
     const byRoom = new Map();
     for (const r of readings) {
       const room = r.location || "No room";
@@ -175,13 +181,15 @@
       return;
     }
     if (Array.isArray(sc.points)) {
+      $("tiles").replaceChildren();
       const range = Object.entries({ "24h": 1, "7d": 7, "30d": 30, "1y": 365 }).find(([, d]) =>
         Math.abs(Date.parse(sc.end) - Date.parse(sc.start) - d * 86400000) < 3600000
       );
-      view.range = range ? range[0] : "24h";
+      // A period other than the offered ranges: no range button is pressed until one is chosen.
+      view.range = range ? range[0] : null;
       renderHistory(sc);
       // The metric buttons: the sensor's metrics come with the app tool's answer.
-      callAppTool({ sensor_id: sc.sensor.sensor_id, metric: sc.metric, range: view.range })
+      callAppTool({ sensor_id: sc.sensor.sensor_id, metric: sc.metric, range: view.range ?? "24h" })
         .then((h) => {
           if (view.history?.sensor.sensor_id !== h.sensor.sensor_id) return;
           view.metrics = h.metrics;
@@ -223,6 +231,11 @@
     else if (m.method === "ui/notifications/tool-result") onToolResult(m.params);
     else if (m.method === "ui/notifications/host-context-changed") applyContext(m.params);
     else if (m.method === "ui/notifications/tool-cancelled") status("The tool call was cancelled.");
+  });
+
+  // Chart colours come from the stylesheet when drawn: redraw when the theme changes.
+  matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+    if (view.history) renderHistory(view.history);
   });
 
   let lastSize = "";
