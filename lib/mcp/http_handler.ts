@@ -106,17 +106,29 @@ export function createHttpHandler(
       });
     }
     const server = createMcpServer(deps);
+    // A tool call that reports progress or log messages answers as an SSE stream.
+    const streamed = await streamedCall(req);
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: undefined,
-      // A tool call that reports progress or log messages answers as an SSE stream.
-      enableJsonResponse: !await streamedCall(req),
+      enableJsonResponse: !streamed,
     });
     await server.connect(transport);
+    let res: Response;
     try {
-      return await transport.handleRequest(req);
-    } finally {
+      res = await transport.handleRequest(req);
+    } catch (error) {
       await server.close();
+      throw error;
     }
+    if (!streamed || !res.body) {
+      await server.close();
+      return res;
+    }
+    // The stream is written after handleRequest returns: close the server once it has ended
+    // (or the client went away).
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+    res.body.pipeTo(writable).catch(() => {}).finally(() => server.close().catch(() => {}));
+    return new Response(readable, { status: res.status, headers: res.headers });
   }
 
   async function healthz(): Promise<Response> {
