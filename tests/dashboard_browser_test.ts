@@ -8,6 +8,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { Browser, chromiumAvailable, type Page } from "./fixtures/cdp_browser.ts";
 import { ROOT, startSeededServe } from "./fixtures/dashboard_server.ts";
 import { rawRequest } from "./fixtures/mcp_raw_http.ts";
+import { freePort } from "./fixtures/mcp_child.ts";
 
 const ARTIFACTS = `${ROOT}/tests/artifacts`;
 const ignore = !chromiumAvailable();
@@ -297,5 +298,83 @@ Deno.test({
     // Sign out clears the cookie.
     await page.eval(`document.querySelector("#logout").submit()`);
     await page.waitFor(`location.pathname === "/login"`, 20_000, "login after sign-out");
+  },
+});
+
+Deno.test({
+  name: "dashboard over HTTPS: the page and its data behind the login, the cookie marked Secure",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const tls = await Deno.makeTempDir({ prefix: "dashboard-tls-" });
+    try {
+      const gen = await new Deno.Command("openssl", {
+        args: [
+          "req",
+          "-x509",
+          "-newkey",
+          "rsa:2048",
+          "-nodes",
+          "-days",
+          "1",
+          "-subj",
+          "/CN=localhost",
+          "-addext",
+          "subjectAltName=DNS:localhost,IP:127.0.0.1",
+          "-addext",
+          "basicConstraints=critical,CA:FALSE",
+          "-addext",
+          "extendedKeyUsage=serverAuth",
+          "-keyout",
+          `${tls}/key.pem`,
+          "-out",
+          `${tls}/cert.pem`,
+        ],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      ok(gen.success, new TextDecoder().decode(gen.stderr));
+      const token = "dashboard-https-token-0123456789";
+      const httpsPort = await freePort();
+      await using server = await startSeededServe({
+        MCP_AUTH_TOKEN: token,
+        HTTPS_PORT: String(httpsPort),
+        TLS_CERT_FILE: `${tls}/cert.pem`,
+        TLS_KEY_FILE: `${tls}/key.pem`,
+      }, ["--https"]);
+      using client = Deno.createHttpClient({
+        caCerts: [await Deno.readTextFile(`${tls}/cert.pem`)],
+      });
+      const base = `https://127.0.0.1:${httpsPort}`;
+      const send = async (path: string, init: RequestInit = {}) => {
+        const r = await fetch(`${base}${path}`, { ...init, client, redirect: "manual" });
+        const body = await r.text();
+        return { status: r.status, body, headers: r.headers };
+      };
+      equal((await send("/")).status, 303);
+      equal((await send("/dashboard/api/overview")).status, 401);
+      const login = await send("/login", { method: "POST", body: new URLSearchParams({ token }) });
+      equal(login.status, 303);
+      const cookie = login.headers.get("set-cookie") ?? "";
+      match(
+        cookie,
+        /^ambient_session=[^;]+; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Strict; Secure$/,
+      );
+      const value = cookie.split(";")[0];
+      ok(!value.includes(token));
+      const page = await send("/", { headers: { cookie: value } });
+      equal(page.status, 200);
+      match(page.body, /<title>Ambient sensors<\/title>/);
+      match(page.headers.get("content-security-policy") ?? "", /script-src 'self'/);
+      const data = await send("/dashboard/api/overview", { headers: { cookie: value } });
+      equal(data.status, 200);
+      equal(JSON.parse(data.body).devices.length, 3);
+      // The chart library is the server's own copy of uPlot.
+      const lib = await send("/dashboard/uplot.js");
+      equal(lib.status, 200);
+      match(lib.body, /uPlot/);
+    } finally {
+      await Deno.remove(tls, { recursive: true });
+    }
   },
 });
