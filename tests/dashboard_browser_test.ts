@@ -9,6 +9,7 @@ import { Browser, chromiumAvailable, type Page } from "./fixtures/cdp_browser.ts
 import { ROOT, startSeededServe } from "./fixtures/dashboard_server.ts";
 import { rawRequest } from "./fixtures/mcp_raw_http.ts";
 import { freePort } from "./fixtures/mcp_child.ts";
+import { makeTestCert } from "./fixtures/test_cert.ts";
 
 const ARTIFACTS = `${ROOT}/tests/artifacts`;
 const ignore = !chromiumAvailable();
@@ -308,42 +309,17 @@ Deno.test({
   async fn() {
     const tls = await Deno.makeTempDir({ prefix: "dashboard-tls-" });
     try {
-      const gen = await new Deno.Command("openssl", {
-        args: [
-          "req",
-          "-x509",
-          "-newkey",
-          "rsa:2048",
-          "-nodes",
-          "-days",
-          "1",
-          "-subj",
-          "/CN=localhost",
-          "-addext",
-          "subjectAltName=DNS:localhost,IP:127.0.0.1",
-          "-addext",
-          "basicConstraints=critical,CA:FALSE",
-          "-addext",
-          "extendedKeyUsage=serverAuth",
-          "-keyout",
-          `${tls}/key.pem`,
-          "-out",
-          `${tls}/cert.pem`,
-        ],
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      ok(gen.success, new TextDecoder().decode(gen.stderr));
+      const pem = await makeTestCert(tls);
       const token = "dashboard-https-token-0123456789";
       const httpsPort = await freePort();
       await using server = await startSeededServe({
         MCP_AUTH_TOKEN: token,
         HTTPS_PORT: String(httpsPort),
-        TLS_CERT_FILE: `${tls}/cert.pem`,
-        TLS_KEY_FILE: `${tls}/key.pem`,
+        TLS_CERT_FILE: pem.cert,
+        TLS_KEY_FILE: pem.key,
       }, ["--https"]);
       using client = Deno.createHttpClient({
-        caCerts: [await Deno.readTextFile(`${tls}/cert.pem`)],
+        caCerts: [await Deno.readTextFile(pem.cert)],
       });
       const base = `https://127.0.0.1:${httpsPort}`;
       const send = async (path: string, init: RequestInit = {}) => {

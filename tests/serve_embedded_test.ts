@@ -5,6 +5,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { withTestDb } from "../lib/db/testing.ts";
 import { childEnv, freePort, type ServeChild, spawnServe } from "./fixtures/mcp_child.ts";
+import { makeTestCert } from "./fixtures/test_cert.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 // `deno task serve` exactly: the task's permission set, no -A.
@@ -167,33 +168,7 @@ Deno.test("deno task serve --https serves MCP over TLS and keeps plain HTTP on l
   const dataDir = await dataDirUnderProject();
   const tls = await Deno.makeTempDir({ prefix: "serve-tls-" });
   try {
-    const gen = await new Deno.Command("openssl", {
-      args: [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        // A leaf certificate, not a CA: rustls refuses a CA certificate used by a server.
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-        "-addext",
-        "extendedKeyUsage=serverAuth",
-        "-keyout",
-        `${tls}/key.pem`,
-        "-out",
-        `${tls}/cert.pem`,
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    ok(gen.success, new TextDecoder().decode(gen.stderr));
+    await makeTestCert(tls);
     const [port, httpsPort, mqttPort] = [await freePort(), await freePort(), await freePort()];
     const env = childEnv({
       DATA_DIR: dataDir,
