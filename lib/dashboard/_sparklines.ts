@@ -14,28 +14,34 @@ export type Sparklines = Record<string, Record<string, { t: number[]; v: number[
 
 /**
  * The 24 h sparkline of every metric of every sensor that has a latest reading, computed with
- * `sensorHistory` and kept for a minute; concurrent requests share one computation.
+ * `sensorHistory`. The first request computes them; later ones get the last result at once, and
+ * one older than a minute is recomputed in the background (concurrent requests share one
+ * computation). Nothing is computed while nobody asks.
  */
 export class SparklineCache {
   #db: Db;
   #timeoutMs: number | undefined;
-  #value: { at: number; data: Promise<Sparklines> } | undefined;
+  #value: { at: number; data: Sparklines } | undefined;
+  #running: Promise<Sparklines> | undefined;
 
   constructor(db: Db, opts: { timeoutMs?: number } = {}) {
     this.#db = db;
     this.#timeoutMs = opts.timeoutMs;
   }
 
-  /** The current sparklines, computing them when the cached ones are older than a minute. */
+  /** The current sparklines (see the class). */
   get(now = new Date()): Promise<Sparklines> {
     const v = this.#value;
-    if (v && now.getTime() - v.at < TTL_MS) return v.data;
-    const data = this.#compute(now);
-    this.#value = { at: now.getTime(), data };
-    data.catch(() => {
-      if (this.#value?.data === data) this.#value = undefined;
-    });
-    return data;
+    if (v && now.getTime() - v.at < TTL_MS) return Promise.resolve(v.data);
+    this.#running ??= this.#compute(now).then((data) => {
+      this.#value = { at: now.getTime(), data };
+      return data;
+    }).finally(() => this.#running = undefined);
+    if (v) {
+      this.#running.catch(() => {}); // the old value serves until a computation succeeds
+      return Promise.resolve(v.data);
+    }
+    return this.#running;
   }
 
   async #compute(now: Date): Promise<Sparklines> {

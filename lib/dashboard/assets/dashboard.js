@@ -209,6 +209,7 @@
       }
       C.sparkline(box, line.t, line.v, { bucketSeconds: line.b });
     }
+    performance.mark("ambient:sparklines");
   }
 
   function updateEvents(o) {
@@ -316,6 +317,7 @@
       ) return;
       state.history = h;
       C.historyChart(box, h);
+      performance.mark("ambient:history");
       box.dataset.range = range;
       box.dataset.sensor = String(sensorId);
       box.dataset.metric = metric;
@@ -348,6 +350,7 @@
       if (key !== state.structure) {
         state.structure = key;
         buildRooms(o);
+        performance.mark("ambient:rooms");
         fillSelectors(o);
         drawSparks();
         if (!state.historyAt) loadHistory();
