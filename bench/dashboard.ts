@@ -146,7 +146,9 @@ export async function run(_args: string[]): Promise<void> {
       `first paint to a complete page, ${DEVICES} devices: first ${cold.toFixed(0)} ms; ` +
         `then ${fmt(warm, PAGE_TARGET_MS)} (5 loads; checked every 20 ms)`,
     );
-    console.log(`  in the page (since navigation start), first load: ${marks[0]}; last: ${marks.at(-1)}`);
+    console.log(
+      `  in the page (since navigation start), first load: ${marks[0]}; last: ${marks.at(-1)}`,
+    );
   } finally {
     await http.shutdown();
   }

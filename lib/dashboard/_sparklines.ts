@@ -2,10 +2,13 @@ import type { Db } from "../db/mod.ts";
 import { latestReadings } from "../readings/mod.ts";
 import { loadHistory } from "./_history.ts";
 
-/** Sparklines are 24 h at 15-minute buckets: recomputing them more often than this is waste. */
-const TTL_MS = 60_000;
-/** Histories computed at once, so a big fleet does not take every database connection. */
-const CONCURRENCY = 4;
+/**
+ * Sparklines are 24 h in 15-minute buckets: recomputing them more often than every few minutes
+ * is waste (the values next to them update every poll).
+ */
+const TTL_MS = 5 * 60_000;
+/** Histories computed at once, so a refresh leaves the database free for other requests. */
+const CONCURRENCY = 2;
 /** 24 h in 15-minute buckets (97 when the range does not start on a bucket boundary). */
 const SPARK_POINTS = 100;
 
@@ -15,7 +18,7 @@ export type Sparklines = Record<string, Record<string, { t: number[]; v: number[
 /**
  * The 24 h sparkline of every metric of every sensor that has a latest reading, computed with
  * `sensorHistory`. The first request computes them; later ones get the last result at once, and
- * one older than a minute is recomputed in the background (concurrent requests share one
+ * one older than five minutes is recomputed in the background (concurrent requests share one
  * computation). Nothing is computed while nobody asks.
  */
 export class SparklineCache {

@@ -151,35 +151,57 @@
 
   /**
    * A small line chart without axes of one metric's last 24 h (`t` unix seconds, `v` averages),
-   * broken where buckets are missing.
+   * broken where buckets are missing. Drawn straight onto a canvas: a page of 50 devices has 250
+   * of them, and a full chart each would cost a second of drawing.
    */
   function sparkline(el, t, v, opts) {
     clear(el);
     const [gt, gv] = withGaps(t, v, (opts.bucketSeconds ?? 900) * 1.5);
-    const height = opts.height ?? 36;
-    const u = new uPlot(
-      {
-        width: Math.max(60, Math.floor(el.clientWidth)),
-        height,
-        legend: { show: false },
-        cursor: { show: false },
-        select: { show: false },
-        axes: [{ show: false }, { show: false }],
-        scales: { x: { time: true } },
-        series: [{}, {
-          stroke: cssVar("--accent", "#2563eb"),
-          width: 1.5,
-          fill: cssVar("--accent-soft", "rgba(37,99,235,.12)"),
-          points: { show: false },
-          spanGaps: false,
-        }],
-        padding: [2, 0, 2, 0],
-      },
-      [gt, gv],
-      el,
-    );
-    observeSize(el, u, height);
-    return u;
+    const w = Math.max(40, Math.floor(el.clientWidth)), h = opts.height ?? 36;
+    const ratio = globalThis.devicePixelRatio || 1;
+    const canvas = document.createElement("canvas");
+    canvas.width = w * ratio;
+    canvas.height = h * ratio;
+    canvas.style.width = `${w}px`;
+    canvas.style.height = `${h}px`;
+    el.append(canvas);
+    const vals = gv.filter((x) => x !== null);
+    if (!vals.length) return canvas;
+    const lo = Math.min(...vals), hi = Math.max(...vals);
+    const t0 = opts.start ?? gt[0], t1 = opts.end ?? gt[gt.length - 1];
+    const x = (s) => t1 > t0 ? ((s - t0) / (t1 - t0)) * (w - 2) + 1 : w / 2;
+    const y = (s) => hi > lo ? (1 - (s - lo) / (hi - lo)) * (h - 4) + 2 : h / 2;
+    const ctx = canvas.getContext("2d");
+    ctx.scale(ratio, ratio);
+    ctx.lineWidth = 1.5;
+    ctx.lineJoin = "round";
+    ctx.strokeStyle = cssVar("--accent", "#2563eb");
+    ctx.fillStyle = cssVar("--accent-soft", "rgba(37,99,235,.12)");
+    // One run per stretch without gaps: filled below, stroked on top; a lone bucket is a dot.
+    let run = [];
+    const flush = () => {
+      if (run.length === 1) {
+        ctx.beginPath();
+        ctx.arc(x(run[0][0]), y(run[0][1]), 1.5, 0, 2 * Math.PI);
+        ctx.fill();
+        ctx.stroke();
+      } else if (run.length > 1) {
+        ctx.beginPath();
+        run.forEach(([a, b], i) => (i ? ctx.lineTo(x(a), y(b)) : ctx.moveTo(x(a), y(b))));
+        ctx.stroke();
+        ctx.lineTo(x(run[run.length - 1][0]), h);
+        ctx.lineTo(x(run[0][0]), h);
+        ctx.closePath();
+        ctx.fill();
+      }
+      run = [];
+    };
+    for (let i = 0; i < gt.length; i++) {
+      if (gv[i] === null) flush();
+      else run.push([gt[i], gv[i]]);
+    }
+    flush();
+    return canvas;
   }
 
   /**

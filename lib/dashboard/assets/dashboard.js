@@ -7,6 +7,7 @@
   const C = globalThis.AmbientCharts;
   const POLL_MS = 5000;
   const SPARK_MS = 60000;
+  const DAY_S = 86400;
   const $ = (id) => document.getElementById(id);
   const state = {
     overview: null,
@@ -207,7 +208,8 @@
         C.clear(box);
         continue;
       }
-      C.sparkline(box, line.t, line.v, { bucketSeconds: line.b });
+      const end = Date.parse(state.overview?.now ?? new Date().toISOString()) / 1000;
+      C.sparkline(box, line.t, line.v, { bucketSeconds: line.b, start: end - DAY_S, end });
     }
     performance.mark("ambient:sparklines");
   }
