@@ -312,7 +312,7 @@ Deno.test({
       const pem = await makeTestCert(tls);
       const token = "dashboard-https-token-0123456789";
       const httpsPort = await freePort();
-      await using server = await startSeededServe({
+      await using _server = await startSeededServe({
         MCP_AUTH_TOKEN: token,
         HTTPS_PORT: String(httpsPort),
         TLS_CERT_FILE: pem.cert,
