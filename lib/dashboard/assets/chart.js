@@ -149,6 +149,14 @@
     el.replaceChildren();
   }
 
+  /** The sparkline colours of the current theme. */
+  function sparkColors() {
+    return {
+      stroke: cssVar("--accent", "#2563eb"),
+      fill: cssVar("--accent-soft", "rgba(37,99,235,.12)"),
+    };
+  }
+
   /**
    * A small line chart without axes of one metric's last 24 h (`t` unix seconds, `v` averages),
    * broken where buckets are missing. Drawn straight onto a canvas: a page of 50 devices has 250
@@ -157,7 +165,10 @@
   function sparkline(el, t, v, opts) {
     clear(el);
     const [gt, gv] = withGaps(t, v, (opts.bucketSeconds ?? 900) * 1.5);
-    const w = Math.max(40, Math.floor(el.clientWidth)), h = opts.height ?? 36;
+    // Width and colours may come from the caller, read once for many sparklines: reading them
+    // between drawings forces a style and layout pass each time.
+    const w = Math.max(40, Math.floor(opts.width ?? el.clientWidth)), h = opts.height ?? 36;
+    const colors = opts.colors ?? sparkColors();
     const ratio = globalThis.devicePixelRatio || 1;
     const canvas = document.createElement("canvas");
     canvas.width = w * ratio;
@@ -175,8 +186,8 @@
     ctx.scale(ratio, ratio);
     ctx.lineWidth = 1.5;
     ctx.lineJoin = "round";
-    ctx.strokeStyle = cssVar("--accent", "#2563eb");
-    ctx.fillStyle = cssVar("--accent-soft", "rgba(37,99,235,.12)");
+    ctx.strokeStyle = colors.stroke;
+    ctx.fillStyle = colors.fill;
     // One run per stretch without gaps: filled below, stroked on top; a lone bucket is a dot.
     let run = [];
     const flush = () => {
@@ -300,6 +311,7 @@
     formatAge,
     alignBuckets,
     sparkline,
+    sparkColors,
     historyChart,
     describeHistory,
     clear,

@@ -201,15 +201,29 @@
 
   function drawSparks() {
     if (!state.sparks) return;
-    for (const b of document.querySelectorAll("button.metric")) {
-      const line = state.sparks.sensors[b.dataset.sensor]?.[b.dataset.metric];
+    const end = Date.parse(state.overview?.now ?? new Date().toISOString()) / 1000;
+    const colors = C.sparkColors();
+    // Read every box's width before drawing any (one layout pass), then draw.
+    const jobs = [...document.querySelectorAll("button.metric")].map((b) => {
       const box = b.querySelector(".spark");
+      return {
+        box,
+        width: box.clientWidth,
+        line: state.sparks.sensors[b.dataset.sensor]?.[b.dataset.metric],
+      };
+    });
+    for (const { box, width, line } of jobs) {
       if (!line || !line.t.length) {
         C.clear(box);
         continue;
       }
-      const end = Date.parse(state.overview?.now ?? new Date().toISOString()) / 1000;
-      C.sparkline(box, line.t, line.v, { bucketSeconds: line.b, start: end - DAY_S, end });
+      C.sparkline(box, line.t, line.v, {
+        bucketSeconds: line.b,
+        start: end - DAY_S,
+        end,
+        width,
+        colors,
+      });
     }
     performance.mark("ambient:sparklines");
   }
@@ -309,6 +323,7 @@
     const { sensorId, metric, range } = state.sel;
     if (sensorId === null || !metric) return;
     state.historyAt = Date.now();
+    performance.mark("ambient:history-request");
     const box = $("h-chart");
     box.setAttribute("aria-busy", "true");
     try {
