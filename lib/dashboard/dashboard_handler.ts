@@ -107,7 +107,7 @@ export function createDashboardHandler(opts: DashboardOptions): DashboardRoutes 
     return redirect("/", { "set-cookie": cookie });
   }
 
-  async function api(req: Request, url: URL): Promise<Response> {
+  async function api(url: URL): Promise<Response> {
     const now = new Date();
     if (url.pathname === "/dashboard/api/overview") {
       const overview = await loadOverview(db, {
@@ -143,7 +143,6 @@ export function createDashboardHandler(opts: DashboardOptions): DashboardRoutes 
         throw error;
       }
     }
-    void req;
     return json(404, { error: "Not found" });
   }
 
@@ -179,7 +178,7 @@ export function createDashboardHandler(opts: DashboardOptions): DashboardRoutes 
       return html(200, (await chartAssets()).indexHtml, {}, req.method === "HEAD");
     }
     if (!ok) return json(401, { error: "Unauthorized: sign in at /login" });
-    return await api(req, url);
+    return await api(url);
   }
 
   return (req, check) => {
