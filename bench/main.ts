@@ -5,7 +5,16 @@
  *
  * @module
  */
-const PARTS = ["ingest", "mcp", "readings", "rollups", "sandbox", "mixed", "scale"] as const;
+const PARTS = [
+  "ingest",
+  "mcp",
+  "readings",
+  "rollups",
+  "sandbox",
+  "mixed",
+  "scale",
+  "dashboard",
+] as const;
 
 async function main() {
   const wanted = Deno.args.filter((a) => !a.startsWith("-"));

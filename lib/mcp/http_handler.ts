@@ -17,6 +17,13 @@ export interface HttpHandlerOptions {
   health?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
   /** How long `/healthz` waits for the database (default 2000 ms). */
   healthTimeoutMs?: number;
+  /**
+   * Extra routes tried before the 404 (the dashboard): undefined for a path they do not own.
+   * They get the Host/Origin check `/mcp` uses.
+   */
+  routes?: (req: Request, check: (req: Request) => string | undefined) =>
+    | Promise<Response>
+    | undefined;
 }
 
 const FILE_RE = /^\/files\/([A-Za-z0-9-]{1,64})\.(csv|png)$/;
@@ -30,6 +37,30 @@ function json(status: number, body: unknown, headers: HeadersInit = {}): Respons
 
 function rpcError(status: number, message: string, headers: HeadersInit = {}): Response {
   return json(status, { jsonrpc: "2.0", error: { code: -32000, message }, id: null }, headers);
+}
+
+/** Tools that send log messages (sandbox output, slow steps) even without a progress token. */
+const STREAMED_TOOLS = new Set(["analyze_data", "create_plot"]);
+/** Bodies larger than this are not looked into (the call answers as plain JSON). */
+const PEEK_MAX_BYTES = 256 * 1024;
+
+/**
+ * True when the request is one `tools/call` that carries a progress token or calls a tool in
+ * `STREAMED_TOOLS` and the client accepts SSE: its notifications need the response stream.
+ * Reads a copy of the body, at most PEEK_MAX_BYTES; the transport reads the original.
+ */
+async function streamedCall(req: Request): Promise<boolean> {
+  if (req.method !== "POST" || !req.body) return false;
+  if (!(req.headers.get("accept") ?? "").includes("text/event-stream")) return false;
+  const length = Number(req.headers.get("content-length") ?? NaN);
+  if (!(length <= PEEK_MAX_BYTES)) return false;
+  try {
+    const msg = JSON.parse(await req.clone().text());
+    return msg?.method === "tools/call" &&
+      (msg.params?._meta?.progressToken !== undefined || STREAMED_TOOLS.has(msg.params?.name));
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -72,16 +103,29 @@ export function createHttpHandler(
       });
     }
     const server = createMcpServer(deps);
+    // A tool call that reports progress or log messages answers as an SSE stream.
+    const streamed = await streamedCall(req);
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: undefined,
-      enableJsonResponse: true,
+      enableJsonResponse: !streamed,
     });
     await server.connect(transport);
+    let res: Response;
     try {
-      return await transport.handleRequest(req);
-    } finally {
+      res = await transport.handleRequest(req);
+    } catch (error) {
       await server.close();
+      throw error;
     }
+    if (!streamed || !res.body) {
+      await server.close();
+      return res;
+    }
+    // The stream is written after handleRequest returns: close the server once it has ended
+    // (or the client went away).
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+    res.body.pipeTo(writable).catch(() => {}).finally(() => server.close().catch(() => {}));
+    return new Response(readable, { status: res.status, headers: res.headers });
   }
 
   async function healthz(): Promise<Response> {
@@ -152,6 +196,11 @@ export function createHttpHandler(
       const url = new URL(req.url);
       const path = url.pathname;
       if (path === "/mcp" || path === "/mcp/") return await mcp(req);
+      const routed = opts.routes?.(
+        req,
+        (r) => checkHostAndOrigin(r, allowed, { checkOrigin: true }),
+      );
+      if (routed) return await routed;
       if (req.method !== "GET" && req.method !== "HEAD") {
         const known = path === "/healthz" || path === "/healthz/live" ||
           path.startsWith("/files/");

@@ -1,7 +1,7 @@
 import { type McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { Variables } from "@modelcontextprotocol/sdk/shared/uriTemplate.js";
-import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import type { StoredFile, ToolDeps } from "./deps.ts";
+import { InvalidParams } from "./_invalid_params.ts";
 import { describeSchema, loadCatalog, ReadingsError, sensorDetails } from "../readings/mod.ts";
 
 /** Largest part of a cached CSV returned by a `query://` resource read. */
@@ -58,8 +58,7 @@ export function registerResources(server: McpServer, deps: ToolDeps): void {
       const raw = Array.isArray(sensor_id) ? sensor_id[0] : sensor_id;
       const id = /^\d{1,9}$/.test(raw ?? "") ? Number(raw) : NaN;
       if (!Number.isInteger(id)) {
-        throw new McpError(
-          ErrorCode.InvalidParams,
+        throw new InvalidParams(
           `Cannot read "${uri.href}": the sensor id must be a number, e.g. sensor://1`,
         );
       }
@@ -74,7 +73,7 @@ export function registerResources(server: McpServer, deps: ToolDeps): void {
         };
       } catch (error) {
         if (error instanceof ReadingsError) {
-          throw new McpError(ErrorCode.InvalidParams, error.message);
+          throw new InvalidParams(error.message, { cause: error });
         }
         throw error;
       }
@@ -108,8 +107,7 @@ export function registerResources(server: McpServer, deps: ToolDeps): void {
       const id = String(Array.isArray(query_id) ? query_id[0] : query_id);
       const file = await deps.results.openFile(id, "csv");
       if (!file) {
-        throw new McpError(
-          ErrorCode.InvalidParams,
+        throw new InvalidParams(
           `Unknown or expired query_id "${id}": run execute_sql_query or get_sensor_history again`,
         );
       }

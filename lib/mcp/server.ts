@@ -32,8 +32,20 @@ const validator = new AjvJsonSchemaValidator();
 export function createMcpServer(deps: ToolDeps): McpServer {
   const server = new McpServer(
     { name: SERVER_NAME, version: SERVER_VERSION },
-    { instructions: INSTRUCTIONS, jsonSchemaValidator: validator },
+    // logging: tools send notifications/message (sandbox output, slow steps); the SDK answers
+    // logging/setLevel.
+    {
+      instructions: INSTRUCTIONS,
+      jsonSchemaValidator: validator,
+      capabilities: { logging: {} },
+    },
   );
   registerAll(server, deps);
+  // Tools, resources and prompts are fixed at start, and a stateless HTTP server has no stream to
+  // announce a change on: never advertise list_changed notifications that cannot come.
+  const caps = server.server.getCapabilities();
+  for (const key of ["tools", "resources", "prompts"] as const) {
+    if (caps[key]) delete caps[key].listChanged;
+  }
   return server;
 }

@@ -98,37 +98,36 @@ export async function latestReadings(
         order by t.time desc
         limit 1
       ) m`;
-    const incomplete: number[] = [];
+    // Per column, the sensors whose newest row lacks it.
+    const missing = new Map<string, number[]>();
     for (const r of rows) {
       for (const c of cols) {
         const v = r[c];
         if (typeof v === "number") offer(Number(r.sensor_id), c, v, r.time as Date, true);
+        else if (v === null) missing.set(c, [...(missing.get(c) ?? []), Number(r.sensor_id)]);
       }
-      if (cols.some((c) => r[c] === null)) incomplete.push(Number(r.sensor_id));
     }
-    if (incomplete.length === 0) return;
     // A metric missing from the newest row (a failed read, or one the sensor never reports):
-    // its newest value among the last LOOKBACK_ROWS rows — still a bounded index range.
-    const older = await db.sql<{ sensor_id: number; metric: string; time: Date; value: number }>`
-      select s.sensor_id, m.metric, m.time, m.value
-      from unnest(${incomplete}::int[]) as s(sensor_id)
-      cross join lateral (
-        select distinct on (e.key) e.key as metric, x.time, e.value::float8 as value
-        from (
-          select * from ${ident(`${type}_measurements`)} t
-          where t.sensor_id = s.sensor_id
-          order by t.time desc
-          limit ${LOOKBACK_ROWS}
-        ) x
-        cross join lateral jsonb_each(to_jsonb(x) - 'time' - 'sensor_id') e
-        where jsonb_typeof(e.value) = 'number'
-        order by e.key, x.time desc
-      ) m`;
-    for (const r of older) {
-      if (cols.includes(r.metric)) {
-        offer(Number(r.sensor_id), r.metric, Number(r.value), r.time, true);
-      }
-    }
+    // its newest value among the last LOOKBACK_ROWS rows — still a bounded index range, one
+    // plain column read per missing metric (no per-row JSON, which cost ~8 ms per sensor).
+    await Promise.all([...missing].map(async ([c, ids]) => {
+      const older = await db.sql<{ sensor_id: number; time: Date; value: number }>`
+        select s.sensor_id, m.time, m.value
+        from unnest(${ids}::int[]) as s(sensor_id)
+        cross join lateral (
+          select x.time, x.v::float8 as value
+          from (
+            select t.time, ${ident(c)} as v from ${ident(`${type}_measurements`)} t
+            where t.sensor_id = s.sensor_id
+            order by t.time desc
+            limit ${LOOKBACK_ROWS}
+          ) x
+          where x.v is not null
+          order by x.time desc
+          limit 1
+        ) m`;
+      for (const r of older) offer(Number(r.sensor_id), c, Number(r.value), r.time, true);
+    }));
   });
   const flexibleQuery = (async () => {
     for (const r of await loadFlexibleLatest(db, ids)) {

@@ -4,6 +4,7 @@ import { type Db, migrate, openDb } from "../db/mod.ts";
 import { type Collector, startCollector } from "../ingest/mod.ts";
 import { logger } from "../log/mod.ts";
 import { createHttpHandler, serveStdio, type ToolDeps } from "../mcp/mod.ts";
+import { createDashboardHandler } from "../dashboard/mod.ts";
 import { type Monitor, startMonitor } from "../monitor/mod.ts";
 import { type EmbeddedBroker, startEmbeddedBroker } from "../mqtt/mod.ts";
 import { openResultStore } from "../results/mod.ts";
@@ -320,6 +321,11 @@ async function start(
       ...(collector ? { collector: collector.stats() } : {}),
       ...(broker ? { broker: broker.url } : {}),
       monitor: monitor ? "running" : "not in this process",
+    }),
+    routes: createDashboardHandler({
+      db,
+      config: cfg,
+      collector: collector ? () => ({ ...collector!.stats() }) : undefined,
     }),
   });
 

@@ -3,6 +3,7 @@ import { encodeBase64 } from "./_base64.ts";
 import { z } from "zod";
 import type { ToolDeps } from "../deps.ts";
 import { NO_SANDBOX, sandboxErrorResult, unknownQuery } from "./_sandbox_error.ts";
+import { type ToolExtra, withProgress } from "../_tool_progress.ts";
 
 /** PNGs larger than this are linked, not sent inline (MCP clients choke on huge images). */
 export const MAX_INLINE_PNG_BYTES = 4 * 1024 * 1024;
@@ -25,7 +26,7 @@ export function registerCreatePlotTool(server: McpServer, deps: ToolDeps): void 
       "Runs matplotlib/pandas plotting code on the CSV of an execute_sql_query result loaded as `df`, in an isolated sandbox, and returns the figure as a PNG image plus a download link.",
     inputSchema: CreatePlotInput,
     annotations: { readOnlyHint: true, openWorldHint: false },
-  }, async ({ query_id, plot_code }: { query_id: string; plot_code: string }) => {
+  }, async ({ query_id, plot_code }: { query_id: string; plot_code: string }, extra: ToolExtra) => {
     if (!deps.sandbox) return { isError: true, content: [{ type: "text", text: NO_SANDBOX }] };
     const csvPath = await deps.results.csvPath(query_id);
     if (!csvPath) {
@@ -33,7 +34,12 @@ export function registerCreatePlotTool(server: McpServer, deps: ToolDeps): void 
     }
     const { plotId, path } = await deps.results.newPlot();
     try {
-      await deps.sandbox.run({ csvPath, code: plot_code, mode: "plot", pngPath: path });
+      const sandbox = deps.sandbox;
+      await withProgress(
+        extra,
+        "plot",
+        () => sandbox.run({ csvPath, code: plot_code, mode: "plot", pngPath: path }),
+      );
       // Stored where the link (and, with PostgreSQL, every server instance) serves it.
       await deps.results.storePlot(plotId);
     } catch (error) {

@@ -1,6 +1,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import type { ToolDeps } from "../deps.ts";
+import { SENSOR_APP_TOOL_META } from "../apps/mod.ts";
 import { errorResult } from "./_error_result.ts";
 import { DEVICE_TEXT_NOTE, deviceField, quoteDevice } from "./_device_text.ts";
 import { capNote, LIST_CAP } from "./_cap_list.ts";
@@ -58,6 +59,7 @@ export function registerGetLatestReadingsTool(server: McpServer, deps: ToolDeps)
     inputSchema: GetLatestReadingsInput,
     outputSchema: GetLatestReadingsOutput,
     annotations: { readOnlyHint: true, openWorldHint: false, idempotentHint: true },
+    _meta: SENSOR_APP_TOOL_META,
   }, async ({ device, location }: { device?: string; location?: string }) => {
     const staleAfterS = deps.config.monitor.inactivityThresholdS;
     let result;

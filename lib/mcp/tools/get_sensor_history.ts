@@ -1,6 +1,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import type { ToolDeps } from "../deps.ts";
+import { SENSOR_APP_TOOL_META } from "../apps/mod.ts";
 import { errorResult } from "./_error_result.ts";
 import { timeArg } from "./_air_args.ts";
 import { QueryTimeout } from "../../db/mod.ts";
@@ -106,6 +107,7 @@ export function registerGetSensorHistoryTool(server: McpServer, deps: ToolDeps):
     inputSchema: GetSensorHistoryInput,
     outputSchema: GetSensorHistoryOutput,
     annotations: { readOnlyHint: true, openWorldHint: false, idempotentHint: true },
+    _meta: SENSOR_APP_TOOL_META,
   }, async (args: Args) => {
     const now = new Date();
     let history: SensorHistory;

@@ -22,6 +22,7 @@ import { registerCheckDataQualityTool } from "./check_data_quality.ts";
 import { registerResources } from "../resources.ts";
 import { registerPrompts } from "../prompts.ts";
 import { guardToolErrors } from "./_error_result.ts";
+import { registerSensorApp } from "../apps/mod.ts";
 
 /** Registers every tool (and resource and prompt) on `server`. */
 export function registerAll(server: McpServer, deps: ToolDeps): void {
@@ -41,4 +42,5 @@ export function registerAll(server: McpServer, deps: ToolDeps): void {
   registerCheckDataQualityTool(server, deps);
   registerResources(server, deps);
   registerPrompts(server, deps);
+  registerSensorApp(server, deps);
 }
