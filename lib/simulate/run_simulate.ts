@@ -1,0 +1,87 @@
+import { resolve } from "node:path";
+import {
+  ConfigError,
+  configErrorText,
+  type Env,
+  type LoadedEnv,
+  loadEnv,
+  redact,
+} from "../config/mod.ts";
+import { logger } from "../log/mod.ts";
+import { EXIT, readBrokerFile } from "../process/mod.ts";
+import { FleetStartError, simulateFleet } from "./simulate_fleet.ts";
+import { loadSimulateConfig } from "./load_simulate_config.ts";
+import { parseSimulateArgs, SIMULATE_USAGE, UsageError } from "./parse_simulate_args.ts";
+
+const log = logger("simulate");
+
+/** What `runSimulate` takes from the process (tests pass their own). */
+export interface RunSimulateOptions {
+  args: string[];
+  /** The process environment; `.env` (or ENV_FILE) in `cwd` is read beneath it. */
+  env: Env;
+  /** Resolves when the process should stop (see `stopSignal`). */
+  stopSignal: Promise<string>;
+  /** Folder holding `.env` and against which DATA_DIR is resolved; default the current one. */
+  cwd?: string;
+}
+
+/**
+ * `deno task simulate` from flags to exit status: a bad flag or setting → 2, a broker that
+ * cannot be reached or refuses the credentials → 1, a clean stop (every board says offline) → 0.
+ * Without MQTT_URL the boards publish to the broker a running `deno task serve` announced in
+ * `DATA_DIR/broker.json`, else to MQTT_LISTEN; the log names the address either way.
+ */
+export async function runSimulate(opts: RunSimulateOptions): Promise<number> {
+  let loaded: LoadedEnv | undefined;
+  let fleet;
+  try {
+    const parsed = parseSimulateArgs(opts.args);
+    if (parsed.help) {
+      console.log(SIMULATE_USAGE);
+      return EXIT.ok;
+    }
+    loaded = loadEnv(opts.env, { cwd: opts.cwd });
+    const dataDir = resolve(opts.cwd ?? Deno.cwd(), loaded.env.DATA_DIR?.trim() || "./data");
+    const config = loadSimulateConfig(loaded.env, { serverBroker: readBrokerFile(dataDir) });
+    log.info(
+      config.mqttUrlDefaulted
+        ? `MQTT_URL is not set: publishing to the embedded broker of deno task serve (from ${config.mqttUrlFrom})`
+        : `publishing to ${config.mqttUrlFrom}`,
+      { broker: redact(config.mqttUrl) },
+    );
+    const starting = simulateFleet({
+      ...parsed.fleet,
+      url: config.mqttUrl,
+      username: config.username,
+      password: config.password,
+      log,
+    });
+    starting.catch(() => {}); // reported below, unless a stop signal came first
+    // Before the fleet is up, a signal just leaves: the broker publishes each board's will.
+    const first = await Promise.race([starting, opts.stopSignal.then(() => undefined)]);
+    if (first === undefined) return EXIT.ok;
+    fleet = first;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      log.error(err.message);
+      return EXIT.config;
+    }
+    if (err instanceof ConfigError) {
+      log.error(configErrorText(err, loaded));
+      return EXIT.config;
+    }
+    if (err instanceof FleetStartError) {
+      log.error(err.message);
+      return EXIT.failure;
+    }
+    throw err;
+  }
+  const running = fleet;
+  void opts.stopSignal.then(() => {
+    log.info("stopping: every device says offline and disconnects");
+    void running.stop();
+  });
+  await running.finished;
+  return EXIT.ok;
+}
