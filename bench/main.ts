@@ -5,7 +5,7 @@
  *
  * @module
  */
-const PARTS = ["ingest", "mcp", "readings", "sandbox"] as const;
+const PARTS = ["ingest", "mcp", "readings", "sandbox", "memory"] as const;
 
 async function main() {
   const wanted = Deno.args.filter((a) => !a.startsWith("-"));
