@@ -5,6 +5,7 @@ import { equal, match, ok } from "node:assert/strict";
 import { connect as tcpConnect } from "node:net";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { withTestDb } from "../lib/db/testing.ts";
 import { Journal } from "../lib/ingest/journal.ts";
@@ -131,6 +132,41 @@ Deno.test("with 1883 taken: MQTT_LISTEN=… deno task serve, then a plain deno t
   ok(!/Second SIG/.test(serve.stderr()), serve.stderr());
   match(serve.stderr(), /Collector stopped .*journal_bytes=0/);
   ok(!(await Deno.stat(join(dataDir, "broker.json")).then(() => true, () => false)));
+
+  // The stdio block it printed for Claude Desktop works as printed, from another folder.
+  const printed = serve.stderr().split("Or let Claude Desktop start the server itself")[1];
+  const block = JSON.parse(printed.slice(printed.indexOf("{"), printed.lastIndexOf("}") + 1));
+  const entry = block.mcpServers["ambient-sensors"] as {
+    command: string;
+    args: string[];
+    env: Record<string, string>;
+  };
+  equal(entry.env.ENV_FILE, envFile);
+  equal(entry.env.DATA_DIR, dataDir);
+  const transport = new StdioClientTransport({
+    command: entry.command,
+    args: entry.args,
+    env: childEnv(entry.env),
+    cwd: work.path,
+    stderr: "pipe",
+  });
+  let stdioLog = "";
+  transport.stderr?.on("data", (c: Uint8Array) => stdioLog += new TextDecoder().decode(c));
+  const client = new Client({ name: "deploy-test", version: "1.0.0" });
+  await client.connect(transport);
+  try {
+    const r = await client.callTool({
+      name: "execute_sql_query",
+      arguments: { sql: "select count(*)::int as n from scd30_measurements" },
+    });
+    ok(!r.isError, JSON.stringify(r.content) + stdioLog);
+    const row = ((r.structuredContent as { preview: unknown[] }).preview ?? [])[0];
+    const n = Array.isArray(row) ? Number(row[0]) : Number((row as { n: number }).n);
+    ok(n >= 2, `readings seen over stdio: ${n}\n${stdioLog}`);
+  } finally {
+    await client.close();
+  }
+  ok(!NOT_EXPERIMENTAL.test(stdioLog), stdioLog);
 });
 
 Deno.test({
