@@ -34,6 +34,7 @@ export interface RunSimulateOptions {
  */
 export async function runSimulate(opts: RunSimulateOptions): Promise<number> {
   let loaded: LoadedEnv | undefined;
+  let from: string | undefined;
   let fleet;
   try {
     const parsed = parseSimulateArgs(opts.args);
@@ -44,6 +45,7 @@ export async function runSimulate(opts: RunSimulateOptions): Promise<number> {
     loaded = loadEnv(opts.env, { cwd: opts.cwd });
     const dataDir = resolve(opts.cwd ?? Deno.cwd(), loaded.env.DATA_DIR?.trim() || "./data");
     const config = loadSimulateConfig(loaded.env, { serverBroker: readBrokerFile(dataDir) });
+    from = config.mqttUrlFrom;
     log.info(
       config.mqttUrlDefaulted
         ? `MQTT_URL is not set: publishing to the embedded broker of deno task serve (from ${config.mqttUrlFrom})`
@@ -72,7 +74,12 @@ export async function runSimulate(opts: RunSimulateOptions): Promise<number> {
       return EXIT.config;
     }
     if (err instanceof FleetStartError) {
-      log.error(err.message);
+      log.error(
+        from?.endsWith(".json")
+          ? `${err.message} (the address is from ${from}, which a running deno task serve leaves; ` +
+            "a server that was killed leaves it behind)"
+          : err.message,
+      );
       return EXIT.failure;
     }
     throw err;
