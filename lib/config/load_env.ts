@@ -74,3 +74,28 @@ export function configErrorText(error: ConfigError, loaded: LoadedEnv | undefine
   }
   return error.message;
 }
+
+/** What `loadSettings` gives back: the configuration, or the message of why there is none. */
+export type Settings<T> =
+  | { ok: true; loaded: LoadedEnv; config: T }
+  | { ok: false; message: string };
+
+/**
+ * The edge of every entrypoint: reads `.env` (or ENV_FILE) in `cwd` beneath `env`, then runs the
+ * area's loader on the result. A `ConfigError` — from the file or from a value — becomes its
+ * message (naming the file when the value came from it); anything else is rethrown.
+ */
+export function loadSettings<T>(
+  env: Env,
+  cwd: string | undefined,
+  load: (env: Env, loaded: LoadedEnv) => T,
+): Settings<T> {
+  let loaded: LoadedEnv | undefined;
+  try {
+    loaded = loadEnv(env, { cwd });
+    return { ok: true, loaded, config: load(loaded.env, loaded) };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return { ok: false, message: configErrorText(error, loaded) };
+  }
+}

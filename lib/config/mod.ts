@@ -18,4 +18,10 @@ export {
   type SandboxEngineName,
 } from "./serve.ts";
 export type { MqttSettings } from "./_fields.ts";
-export { configErrorText, type LoadedEnv, loadEnv } from "./load_env.ts";
+export {
+  configErrorText,
+  type LoadedEnv,
+  loadEnv,
+  loadSettings,
+  type Settings,
+} from "./load_env.ts";

@@ -1,31 +1,16 @@
 import { resolve } from "node:path";
-import {
-  ConfigError,
-  configErrorText,
-  type Env,
-  loadCollectorConfig,
-  type LoadedEnv,
-  loadEnv,
-} from "../config/mod.ts";
+import { loadCollectorConfig } from "../config/mod.ts";
 import { type Db, migrate, openDb } from "../db/mod.ts";
 import { logger } from "../log/mod.ts";
-import { EXIT } from "../process/mod.ts";
+import { EXIT, type RunOptions, taskSettings } from "../process/mod.ts";
 import { startCollector } from "./collector.ts";
 
 const log = logger("collector");
 /** How long start-up keeps trying to reach PostgreSQL before giving up. */
 const DB_START_WAIT_MS = 60_000;
 
-/** What `runCollector` takes from the process (tests pass their own). */
-export interface RunCollectorOptions {
-  args: string[];
-  /** The process environment; `.env` (or ENV_FILE) in `cwd` is read beneath it. */
-  env: Env;
-  /** Resolves when the process should stop (see `stopSignal`). */
-  stopSignal: Promise<string>;
-  /** Folder holding `.env` and against which DATA_DIR is resolved; default the current one. */
-  cwd?: string;
-}
+/** What `runCollector` takes from the process. */
+export type RunCollectorOptions = RunOptions;
 
 /**
  * `deno task collect` from settings to exit status: reads the configuration (a bad or missing
@@ -34,20 +19,12 @@ export interface RunCollectorOptions {
  * failure at run time returns 1.
  */
 export async function runCollector(opts: RunCollectorOptions): Promise<number> {
-  if (opts.args.length > 0) {
-    log.error(`deno task collect takes no arguments, got "${opts.args.join(" ")}"; see README.md`);
+  const settings = taskSettings("collect", opts, (env) => loadCollectorConfig(env));
+  if (!settings.ok) {
+    log.error(settings.message);
     return EXIT.config;
   }
-  let loaded: LoadedEnv | undefined;
-  let config;
-  try {
-    loaded = loadEnv(opts.env, { cwd: opts.cwd });
-    config = loadCollectorConfig(loaded.env);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    log.error(configErrorText(err, loaded));
-    return EXIT.config;
-  }
+  const { loaded, config } = settings;
   if (!config.databaseUrl) {
     log.error(
       "deno task collect needs PostgreSQL: set DATABASE_URL (or DB_HOST, DB_USER, DB_PASSWORD, " +

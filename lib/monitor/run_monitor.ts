@@ -1,48 +1,25 @@
-import {
-  ConfigError,
-  configErrorText,
-  type Env,
-  type LoadedEnv,
-  loadEnv,
-  loadMonitorConfig,
-} from "../config/mod.ts";
+import { loadMonitorConfig } from "../config/mod.ts";
 import { migrate, openDb } from "../db/mod.ts";
 import { logger } from "../log/mod.ts";
-import { EXIT } from "../process/mod.ts";
+import { EXIT, type RunOptions, taskSettings } from "../process/mod.ts";
 import { startMonitor } from "./start_monitor.ts";
 
 const log = logger("monitor");
 
-/** What `runMonitor` takes from the process (tests pass their own). */
-export interface RunMonitorOptions {
-  args: string[];
-  /** The process environment; `.env` (or ENV_FILE) in `cwd` is read beneath it. */
-  env: Env;
-  /** Resolves when the process should stop (see `stopSignal`). */
-  stopSignal: Promise<string>;
-  /** Folder holding `.env`; default the current one. */
-  cwd?: string;
-}
+/** What `runMonitor` takes from the process. */
+export type RunMonitorOptions = RunOptions;
 
 /**
  * `deno task monitor` from settings to exit status: a bad or missing setting → 2, a database
  * that cannot be opened or a failing monitor → 1, a clean stop on the signal → 0.
  */
 export async function runMonitor(opts: RunMonitorOptions): Promise<number> {
-  if (opts.args.length > 0) {
-    log.error(`deno task monitor takes no arguments, got "${opts.args.join(" ")}"; see README.md`);
+  const settings = taskSettings("monitor", opts, (env) => loadMonitorConfig(env));
+  if (!settings.ok) {
+    log.error(settings.message);
     return EXIT.config;
   }
-  let loaded: LoadedEnv | undefined;
-  let config;
-  try {
-    loaded = loadEnv(opts.env, { cwd: opts.cwd });
-    config = loadMonitorConfig(loaded.env);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    log.error(configErrorText(error, loaded));
-    return EXIT.config;
-  }
+  const { loaded, config } = settings;
   if (!config.databaseUrl) {
     log.error(
       "DATABASE_URL is not set. `deno task monitor` needs PostgreSQL (DATABASE_URL, or DB_HOST, " +

@@ -8,3 +8,4 @@ export { EXIT } from "./exit_codes.ts";
 export { stopSignal, type StopSignalOptions } from "./stop_signal.ts";
 export { permissionFlags, type TaskName } from "./permission_flags.ts";
 export { BROKER_FILE, type BrokerFile, readBrokerFile, writeBrokerFile } from "./broker_file.ts";
+export { type RunOptions, taskSettings } from "./run_options.ts";

@@ -1,11 +1,10 @@
 import { basename, resolve } from "node:path";
 import {
   ConfigError,
-  configErrorText,
   type Env,
   type LoadedEnv,
-  loadEnv,
   loadServeConfig,
+  loadSettings,
   redact,
 } from "../config/mod.ts";
 import { logger } from "../log/mod.ts";
@@ -53,19 +52,16 @@ export async function runServe(opts: RunServeOptions): Promise<number> {
     stderr(SERVE_HELP);
     return EXIT.ok;
   }
-  let loaded: LoadedEnv | undefined;
-  let config;
-  try {
-    loaded = loadEnv(opts.env, { cwd: opts.cwd });
-    config = loadServeConfig(loaded.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      stderr(configErrorText(error, loaded));
-      return EXIT.config;
-    }
-    throw error;
+  const settings = loadSettings(opts.env, opts.cwd, (env) => loadServeConfig(env));
+  if (!settings.ok) {
+    stderr(settings.message);
+    return EXIT.config;
   }
-  config = { ...config, dataDir: resolve(opts.cwd ?? Deno.cwd(), config.dataDir) };
+  const loaded = settings.loaded;
+  const config = {
+    ...settings.config,
+    dataDir: resolve(opts.cwd ?? Deno.cwd(), settings.config.dataDir),
+  };
   const mode = flags.stdio ? "stdio" : flags.https ? "https" : "http";
   let server: RunningServer;
   try {

@@ -1,30 +1,15 @@
 import { resolve } from "node:path";
-import {
-  ConfigError,
-  configErrorText,
-  type Env,
-  type LoadedEnv,
-  loadEnv,
-  redact,
-} from "../config/mod.ts";
+import { loadSettings, redact } from "../config/mod.ts";
 import { logger } from "../log/mod.ts";
-import { EXIT, readBrokerFile } from "../process/mod.ts";
+import { EXIT, readBrokerFile, type RunOptions } from "../process/mod.ts";
 import { FleetStartError, simulateFleet } from "./simulate_fleet.ts";
 import { loadSimulateConfig } from "./load_simulate_config.ts";
 import { parseSimulateArgs, SIMULATE_USAGE, UsageError } from "./parse_simulate_args.ts";
 
 const log = logger("simulate");
 
-/** What `runSimulate` takes from the process (tests pass their own). */
-export interface RunSimulateOptions {
-  args: string[];
-  /** The process environment; `.env` (or ENV_FILE) in `cwd` is read beneath it. */
-  env: Env;
-  /** Resolves when the process should stop (see `stopSignal`). */
-  stopSignal: Promise<string>;
-  /** Folder holding `.env` and against which DATA_DIR is resolved; default the current one. */
-  cwd?: string;
-}
+/** What `runSimulate` takes from the process. */
+export type RunSimulateOptions = RunOptions;
 
 /**
  * `deno task simulate` from flags to exit status: a bad flag or setting → 2, a broker that
@@ -33,25 +18,35 @@ export interface RunSimulateOptions {
  * `DATA_DIR/broker.json`, else to MQTT_LISTEN; the log names the address either way.
  */
 export async function runSimulate(opts: RunSimulateOptions): Promise<number> {
-  let loaded: LoadedEnv | undefined;
-  let from: string | undefined;
+  let parsed;
+  try {
+    parsed = parseSimulateArgs(opts.args);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    log.error(err.message);
+    return EXIT.config;
+  }
+  if (parsed.help) {
+    console.log(SIMULATE_USAGE);
+    return EXIT.ok;
+  }
+  const settings = loadSettings(opts.env, opts.cwd, (env) => {
+    const dataDir = resolve(opts.cwd ?? Deno.cwd(), env.DATA_DIR?.trim() || "./data");
+    return loadSimulateConfig(env, { serverBroker: readBrokerFile(dataDir) });
+  });
+  if (!settings.ok) {
+    log.error(settings.message);
+    return EXIT.config;
+  }
+  const { config } = settings;
+  log.info(
+    config.mqttUrlDefaulted
+      ? `MQTT_URL is not set: publishing to the embedded broker of deno task serve (from ${config.mqttUrlFrom})`
+      : `publishing to ${config.mqttUrlFrom}`,
+    { broker: redact(config.mqttUrl) },
+  );
   let fleet;
   try {
-    const parsed = parseSimulateArgs(opts.args);
-    if (parsed.help) {
-      console.log(SIMULATE_USAGE);
-      return EXIT.ok;
-    }
-    loaded = loadEnv(opts.env, { cwd: opts.cwd });
-    const dataDir = resolve(opts.cwd ?? Deno.cwd(), loaded.env.DATA_DIR?.trim() || "./data");
-    const config = loadSimulateConfig(loaded.env, { serverBroker: readBrokerFile(dataDir) });
-    from = config.mqttUrlFrom;
-    log.info(
-      config.mqttUrlDefaulted
-        ? `MQTT_URL is not set: publishing to the embedded broker of deno task serve (from ${config.mqttUrlFrom})`
-        : `publishing to ${config.mqttUrlFrom}`,
-      { broker: redact(config.mqttUrl) },
-    );
     const starting = simulateFleet({
       ...parsed.fleet,
       url: config.mqttUrl,
@@ -65,24 +60,14 @@ export async function runSimulate(opts: RunSimulateOptions): Promise<number> {
     if (first === undefined) return EXIT.ok;
     fleet = first;
   } catch (err) {
-    if (err instanceof UsageError) {
-      log.error(err.message);
-      return EXIT.config;
-    }
-    if (err instanceof ConfigError) {
-      log.error(configErrorText(err, loaded));
-      return EXIT.config;
-    }
-    if (err instanceof FleetStartError) {
-      log.error(
-        from?.endsWith(".json")
-          ? `${err.message} (the address is from ${from}, which a running deno task serve leaves; ` +
-            "a server that was killed leaves it behind)"
-          : err.message,
-      );
-      return EXIT.failure;
-    }
-    throw err;
+    if (!(err instanceof FleetStartError)) throw err;
+    log.error(
+      config.mqttUrlFrom.endsWith(".json")
+        ? `${err.message} (the address is from ${config.mqttUrlFrom}, which a running deno task ` +
+          "serve leaves; a server that was killed leaves it behind)"
+        : err.message,
+    );
+    return EXIT.failure;
   }
   const running = fleet;
   void opts.stopSignal.then(() => {
