@@ -2,8 +2,8 @@
  * Prints the permission flags of one task for `deno task` (see deno.json):
  * `deno run $(deno run … lib/process/print_permission_flags.ts serve) main.ts`. DATA_DIR comes
  * from the environment, else from ENV_FILE or `./.env`, exactly as the entrypoint reads it, so
- * write access is limited to the folder the process will use. A setting that cannot be read is
- * left for the entrypoint to report (it then runs without write access).
+ * write access is limited to the folder the process will use. A `.env` that cannot be read is
+ * left for the entrypoint to report.
  *
  * @module
  */
@@ -22,7 +22,8 @@ function main(args: string[]): number {
   try {
     dataDir = loadEnv(Deno.env.toObject()).env.DATA_DIR?.trim() || undefined;
   } catch {
-    // The entrypoint reads the same file and explains what is wrong with it.
+    // The entrypoint reads the same file and explains what is wrong with it (exit status 2).
+    dataDir = Deno.env.get("DATA_DIR")?.trim() || undefined;
   }
   const flags = permissionFlags(task, { dataDir }).filter((flag) => {
     // `deno task` splits the printed flags on white space.
