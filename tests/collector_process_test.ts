@@ -73,6 +73,9 @@ async function stopAndCountAll(
   c: CollectorChild,
   total: number,
 ): Promise<void> {
+  // The rows may all be there already (a previous run stored them): a signal while the process
+  // still loads would end it before it listens for signals.
+  await c.waitForLog(/Subscribed/);
   c.kill("SIGTERM");
   equal((await c.status).code, 0, c.stderr());
   assertEquals(await t.finalCounts(), {

@@ -321,6 +321,9 @@ Deno.test({
       // 2. The rest waited at the broker; then SIGTERM to the group stops as cleanly.
       {
         await using c = spawnTask("collect", [], { env });
+        // Subscribed first: the rows may all be stored already, and a signal while the process
+        // still loads its modules would end it before it listens for signals.
+        await c.waitForLog(/Subscribed/);
         await waitFor("the readings published while stopped", async () => await rows() === 900, {
           detail: c.stderr,
         });
