@@ -14,6 +14,7 @@ const PARTS = [
   "mixed",
   "scale",
   "dashboard",
+  "memory",
 ] as const;
 
 async function main() {

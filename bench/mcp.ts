@@ -12,6 +12,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { migrate, openDb, type Queryable } from "../lib/db/mod.ts";
 import { withTestDb } from "../lib/db/testing.ts";
+import { taskArgs } from "../tests/fixtures/task_args.ts";
 
 const ROWS = 1_000_000;
 /** Sensors (and devices) the benchmark seeds. */
@@ -124,7 +125,7 @@ export async function run(_args: string[]): Promise<void> {
     const denoDir = Deno.env.get("DENO_DIR");
     if (denoDir) env.DENO_DIR = denoDir;
     child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-P=serve", "--allow-write", "main.ts"],
+      args: taskArgs("serve", dataDir),
       cwd: ROOT,
       env,
       clearEnv: true,

@@ -1,8 +1,8 @@
 /**
  * Mixed benchmark: N MCP clients calling `execute_sql_query` while the collector ingests a steady
  * offered load, against each alone, in one run — the cost of sharing the machine's cores. The
- * real server (`main.ts`, `-P=serve`) and the real collector (`collector.ts`, `-P=collect`, the
- * V8 flags of `deno task collect`) run in their own processes on a fresh PostgreSQL database
+ * real server (`main.ts`) and the real collector (`collector.ts`), each with the permission flags and
+ * V8 flags of its `deno task`, run in their own processes on a fresh PostgreSQL database
  * (DATABASE_URL; the embedded database runs the collector inside the server, see the mcp part), a
  * paced publisher in a worker. Besides latencies and rates it prints where the CPU time went:
  * the server, the collector, their PostgreSQL backends, and this process (clients, publisher).
@@ -20,6 +20,7 @@ import { startEmbeddedBroker } from "../lib/mqtt/mod.ts";
 import { forgetSession } from "./_ingest_collector.ts";
 import { freePort } from "./mcp.ts";
 import type { PacedJob } from "./_mixed_publisher.ts";
+import { taskArgs } from "../tests/fixtures/task_args.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const ROWS = 200_000;
@@ -69,7 +70,7 @@ export async function run(args: string[]): Promise<void> {
       DATABASE_URL: db.url!,
       NO_COLOR: "1",
     };
-    const serve = spawn("serve", ["-P=serve", "--allow-write", "main.ts"], {
+    const serve = spawn("serve", taskArgs("serve", dataDir).slice(1), {
       ...common,
       DATA_DIR: dataDir,
       PORT: String(port),
@@ -77,7 +78,7 @@ export async function run(args: string[]): Promise<void> {
     });
     procs.push(serve);
     await Deno.mkdir(`${dataDir}/collector`, { recursive: true });
-    const collect = spawn("collect", [...collectFlags(), "collector.ts"], {
+    const collect = spawn("collect", taskArgs("collect", `${dataDir}/collector`).slice(1), {
       ...common,
       DATA_DIR: `${dataDir}/collector`,
       MQTT_URL: broker.url,
@@ -310,14 +311,6 @@ function spawn(name: string, args: string[], env: Record<string, string>): Proc 
       await drained;
     },
   };
-}
-
-/** `-P=collect` and the V8 flags of the `collect` task in deno.json. */
-function collectFlags(): string[] {
-  const config = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
-  const flags = /--v8-flags=(\S+)/.exec(String(config.tasks?.collect ?? ""))?.[1];
-  // Write access widened to the temporary DATA_DIR, as the mcp part does for the server.
-  return ["-P=collect", "--allow-write", ...(flags ? [`--v8-flags=${flags}`] : [])];
 }
 
 /** PostgreSQL backends of the server and of the collector, by application_name. */

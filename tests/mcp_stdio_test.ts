@@ -4,6 +4,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { withTestDb } from "../lib/db/testing.ts";
 import { seedSensors } from "./fixtures/mcp_seed.ts";
+import { taskArgs } from "./fixtures/task_args.ts";
 import { childEnv, freePort } from "./fixtures/mcp_child.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -22,7 +23,7 @@ Deno.test("main.ts --stdio serves MCP on stdout and logs only to stderr", async 
     });
     const transport = new StdioClientTransport({
       command: Deno.execPath(),
-      args: ["run", "-A", "main.ts", "--stdio"],
+      args: taskArgs("serve", dataDir, ["--stdio"]),
       cwd: ROOT,
       env,
       stderr: "pipe",

@@ -9,6 +9,7 @@ import { withTestDb } from "../lib/db/testing.ts";
 import type { Logger } from "../lib/log/mod.ts";
 import { MONITOR_LOCK_KEY, startMonitor } from "../lib/monitor/mod.ts";
 import { FakePushover } from "./fixtures/monitor_fake_pushover.ts";
+import { taskArgs } from "./fixtures/task_args.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const realDb = Deno.env.get("DATABASE_URL") !== undefined;
@@ -25,7 +26,7 @@ class MonitorProcess {
     // `deno task monitor` exactly, run directly: a signal to `deno task` would not reach the
     // monitor itself, and SIGKILL must.
     const child = new Deno.Command(Deno.execPath(), {
-      args: MONITOR_TASK.slice(1),
+      args: taskArgs("monitor"),
       cwd: ROOT,
       env,
       stdin: "null",
@@ -64,16 +65,6 @@ async function waitFor(cond: () => boolean, ms: number, what: () => string): Pro
 }
 
 const ACTIVE = /now the active one/;
-
-/** The `monitor` task of deno.json, as words: `deno run -P=monitor monitor.ts`. */
-const MONITOR_TASK: string[] = (() => {
-  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks;
-  const words = String(tasks.monitor).split(/\s+/);
-  if (words[0] !== "deno" || words.some((w) => /[$"'`;&|]/.test(w))) {
-    throw new Error(`unexpected monitor task: ${tasks.monitor}`);
-  }
-  return words;
-})();
 
 /** Ends a monitor: SIGTERM, then SIGKILL when it has not exited within 10 s. */
 async function end(p: MonitorProcess): Promise<Deno.CommandStatus> {

@@ -15,6 +15,7 @@ import {
   startMonitor,
   type StartMonitorOptions,
 } from "../lib/monitor/mod.ts";
+import { taskArgs } from "./fixtures/task_args.ts";
 import { FakePushover } from "./fixtures/monitor_fake_pushover.ts";
 
 const T0 = new Date("2026-03-01T12:00:00Z");
@@ -675,7 +676,7 @@ const ROOT = new URL("../", import.meta.url);
 Deno.test("monitor.ts refuses to start without DATABASE_URL and says where the monitor runs instead", async () => {
   const env = { ...Deno.env.toObject(), DATABASE_URL: "", DB_HOST: "" };
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-P=monitor", "monitor.ts"],
+    args: taskArgs("monitor"),
     cwd: ROOT,
     env,
     stdout: "piped",
@@ -707,7 +708,7 @@ Deno.test({
                  values ('esp32-attic', 'Attic', 'online', ${new Date(now - 86400_000)},
                          ${new Date(now - 600_000)}, ${new Date(now - 600_000)})`;
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-P=monitor", "monitor.ts"],
+      args: taskArgs("monitor"),
       cwd: ROOT,
       env: {
         DATABASE_URL: db.url!,

@@ -7,10 +7,10 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { childEnv, freePort, spawnServe } from "./fixtures/mcp_child.ts";
 import { writeSelfSignedCert } from "./fixtures/tls_cert.ts";
+import { taskArgs } from "./fixtures/task_args.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 // `deno task serve` exactly: the task's permission set, no -A.
-const SERVE = ["run", "-P=serve", "main.ts"];
 
 async function dataDirUnderProject(): Promise<string> {
   await Deno.mkdir(`${ROOT}/data`, { recursive: true });
@@ -20,7 +20,7 @@ async function dataDirUnderProject(): Promise<string> {
 Deno.test("serve refuses a LAN MQTT_LISTEN without accounts", async () => {
   const dataDir = await dataDirUnderProject();
   try {
-    await using child = spawnServe(SERVE, {
+    await using child = spawnServe(taskArgs("serve", dataDir), {
       cwd: ROOT,
       env: childEnv({
         DATA_DIR: dataDir,
@@ -48,7 +48,7 @@ Deno.test("serve with accounts and mqtts: devices log in, publish only as themse
     const ca = await Deno.readTextFile(`${dataDir}/cert.pem`);
     const port = await freePort();
     const mqttPort = await freePort();
-    await using child = spawnServe(SERVE, {
+    await using child = spawnServe(taskArgs("serve", dataDir), {
       cwd: ROOT,
       env: childEnv({
         DATA_DIR: dataDir,

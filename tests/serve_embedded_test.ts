@@ -6,16 +6,16 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { withTestDb } from "../lib/db/testing.ts";
 import { childEnv, freePort, type ServeChild, spawnServe } from "./fixtures/mcp_child.ts";
 import { writeSelfSignedCert } from "./fixtures/tls_cert.ts";
+import { taskArgs } from "./fixtures/task_args.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-// `deno task serve` exactly: the task's permission set, no -A.
-const SERVE = ["run", "-P=serve", "main.ts"];
+// `deno task serve` exactly: the task's permission set for this DATA_DIR, no -A.
+const serve = (dataDir: string, extra: string[] = []) => taskArgs("serve", dataDir, extra);
 const NO_STACK = /^\s+at |file:\/\/\//m;
 
-/** DATA_DIR under ./data, the only folder the serve permission set may write. */
-async function dataDirUnderProject(): Promise<string> {
-  await Deno.mkdir(`${ROOT}/data`, { recursive: true });
-  return await Deno.makeTempDir({ dir: `${ROOT}/data`, prefix: "test-serve-" });
+/** DATA_DIR in the system's temporary folder, outside the project. */
+async function tempDataDir(): Promise<string> {
+  return await Deno.makeTempDir({ prefix: "test-serve-" });
 }
 
 async function stop(child: ServeChild, timeoutMs = 20_000): Promise<number> {
@@ -70,7 +70,7 @@ async function countReadings(client: Client, device: string): Promise<number[]> 
 }
 
 Deno.test("deno task serve with no configuration runs the whole stack and stops cleanly", async () => {
-  const dataDir = await dataDirUnderProject();
+  const dataDir = await tempDataDir();
   try {
     const port = await freePort();
     const mqttPort = await freePort();
@@ -83,14 +83,14 @@ Deno.test("deno task serve with no configuration runs the whole stack and stops 
     const device = "embedded-test";
     const ts = Math.floor(Date.now() / 1000);
     {
-      await using child = spawnServe(SERVE, { cwd: ROOT, env });
+      await using child = spawnServe(serve(dataDir), { cwd: ROOT, env });
       await child.waitReady(`http://127.0.0.1:${port}/healthz`);
       match(child.stderr(), new RegExp(`MCP server ready: http://127\\.0\\.0\\.1:${port}/mcp`));
       match(child.stderr(), /"mcpServers"[\s\S]*"mcp-remote"/, "prints a Claude Desktop config");
       match(child.stderr(), /"--stdio"/, "and the stdio form");
       {
         // The embedded database belongs to one process: a second server on it must refuse.
-        await using second = spawnServe(SERVE, {
+        await using second = spawnServe(serve(dataDir), {
           cwd: ROOT,
           env: {
             ...env,
@@ -143,7 +143,7 @@ Deno.test("deno task serve with no configuration runs the whole stack and stops 
     }
     // Restart on the same DATA_DIR: both readings survived the shutdown.
     {
-      await using child = spawnServe(SERVE, { cwd: ROOT, env });
+      await using child = spawnServe(serve(dataDir), { cwd: ROOT, env });
       await child.waitReady(`http://127.0.0.1:${port}/healthz`);
       const client = await connect(`http://127.0.0.1:${port}/mcp`);
       try {
@@ -165,7 +165,7 @@ Deno.test("deno task serve with no configuration runs the whole stack and stops 
 
 Deno.test("deno task serve --https serves MCP over TLS and keeps plain HTTP on loopback", async () => {
   await using db = await withTestDb();
-  const dataDir = await dataDirUnderProject();
+  const dataDir = await tempDataDir();
   const tls = await Deno.makeTempDir({ prefix: "serve-tls-" });
   try {
     await writeSelfSignedCert(tls);
@@ -180,7 +180,7 @@ Deno.test("deno task serve --https serves MCP over TLS and keeps plain HTTP on l
       SANDBOX_ENGINE: "off",
       ...(db.url ? { DATABASE_URL: db.url } : {}),
     });
-    await using child = spawnServe([...SERVE, "--https"], { cwd: ROOT, env });
+    await using child = spawnServe(serve(dataDir, ["--https"]), { cwd: ROOT, env });
     using client = Deno.createHttpClient({
       caCerts: [await Deno.readTextFile(`${tls}/cert.pem`)],
     });
@@ -220,7 +220,7 @@ Deno.test("deno task serve --https serves MCP over TLS and keeps plain HTTP on l
 });
 
 Deno.test("start-up problems print one clear line and exit 1 without a stack trace", async () => {
-  const dataDir = await dataDirUnderProject();
+  const dataDir = await tempDataDir();
   try {
     const base = { DATA_DIR: dataDir, SANDBOX_ENGINE: "off" };
     const cases: [string[], Record<string, string>, RegExp][] = [
@@ -230,7 +230,7 @@ Deno.test("start-up problems print one clear line and exit 1 without a stack tra
       [["--bogus"], {}, /bogus/],
     ];
     for (const [args, extra, expected] of cases) {
-      await using child = spawnServe([...SERVE, ...args], {
+      await using child = spawnServe(serve(dataDir, args), {
         cwd: ROOT,
         env: childEnv({ ...base, MQTT_LISTEN: `127.0.0.1:${await freePort()}`, ...extra }),
       });

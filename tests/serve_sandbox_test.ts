@@ -5,10 +5,10 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { withTestDb } from "../lib/db/testing.ts";
 import { childEnv, freePort, spawnServe } from "./fixtures/mcp_child.ts";
 import { sandboxAvailable } from "./fixtures/mcp_sandbox_available.ts";
+import { taskArgs } from "./fixtures/task_args.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-// `deno task serve` exactly: the task's permission set (writes only under ./data), no -A.
-const SERVE = ["run", "-P=serve", "main.ts"];
+// `deno task serve` exactly: the task's permission set (writes only to DATA_DIR), no -A.
 
 const available = await sandboxAvailable();
 if (!available) console.warn("SKIPPING serve sandbox test: bwrap or python3 with pandas missing");
@@ -32,7 +32,7 @@ async function startServe(dataDir: string, dbUrl: string | undefined, timeoutS: 
     SANDBOX_TIMEOUT_S: String(timeoutS),
     ...(dbUrl ? { DATABASE_URL: dbUrl } : {}),
   });
-  const child = spawnServe(SERVE, { cwd: ROOT, env });
+  const child = spawnServe(taskArgs("serve", dataDir), { cwd: ROOT, env });
   await child.waitReady(`http://127.0.0.1:${port}/healthz`);
   const client = new Client({ name: "serve-sandbox-test", version: "1.0.0" });
   await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`)));

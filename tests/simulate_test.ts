@@ -6,6 +6,7 @@ import { createServer } from "node:net";
 import { Aedes } from "aedes";
 import mqtt, { type MqttClient } from "mqtt";
 import { startEmbeddedBroker } from "../lib/mqtt/mod.ts";
+import { taskArgs } from "./fixtures/task_args.ts";
 import {
   FleetStartError,
   type FleetStats,
@@ -267,7 +268,7 @@ Deno.test("simulateFleet() names the broker when nothing listens there", async (
 /** Runs `deno task simulate` (the `simulate` permission set) with `args` against `url`. */
 function spawnSimulate(url: string, args: string[]): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-P=simulate", "simulate.ts", ...args],
+    args: taskArgs("simulate", "./data", args),
     cwd: new URL("..", import.meta.url),
     env: { MQTT_URL: url, NO_COLOR: "1" },
     clearEnv: true,

@@ -147,8 +147,12 @@ export interface MqttSettings {
   sharedGroup: string | undefined;
 }
 
-/** `MQTT_URL` or the seed's `MQTT_BROKER` + `MQTT_PORT`, plus credentials and session id. */
-export function mqttSettings(env: Env, hostname: string): MqttSettings {
+/**
+ * `MQTT_URL` or the seed's `MQTT_BROKER` + `MQTT_PORT`, plus credentials and session id. The
+ * default `MQTT_CLIENT_ID` is `ambient-<role>-<hostname>`: `collector` for `deno task collect`,
+ * `serve` for the collector embedded in `deno task serve`, so the two never share a session.
+ */
+export function mqttSettings(env: Env, hostname: string, role = "collector"): MqttSettings {
   const protocols = ["mqtt:", "mqtts:", "tcp:", "ssl:", "ws:", "wss:"];
   let u = url(env, "MQTT_URL", protocols)?.toString();
   if (!u) {
@@ -164,7 +168,7 @@ export function mqttSettings(env: Env, hostname: string): MqttSettings {
     throw new ConfigError("MQTT_SHARED_GROUP", `must match [A-Za-z0-9_-]{1,64}, got "${group}"`);
   }
   const clientId = str(env, "MQTT_CLIENT_ID") ??
-    `ambient-collector-${hostname.replace(/[^A-Za-z0-9_-]/g, "-")}`.slice(0, 64);
+    `ambient-${role}-${hostname.replace(/[^A-Za-z0-9_-]/g, "-")}`.slice(0, 64);
   return {
     url: u,
     username: str(env, "MQTT_USERNAME"),

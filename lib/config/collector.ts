@@ -26,8 +26,15 @@ export interface ResolvedCollectorConfig {
   rawRetentionDays: number | undefined;
 }
 
-/** Parses the collector's variables (see DESIGN.md), throwing `ConfigError` on a bad value. */
-export function loadCollectorConfig(env: Env): ResolvedCollectorConfig {
+/**
+ * Parses the collector's variables (see docs/architecture.md and README.md), throwing
+ * `ConfigError` on a bad value. `opts.role` names the process in the default MQTT client id
+ * (`collector`, or `serve` for the collector embedded in the server).
+ */
+export function loadCollectorConfig(
+  env: Env,
+  opts: { role?: "collector" | "serve" } = {},
+): ResolvedCollectorConfig {
   const layoutsRaw = str(env, "STORAGE_LAYOUTS") ?? "columnar,flexible";
   const layouts = [...new Set(layoutsRaw.split(",").map((s) => s.trim().toLowerCase()))]
     .filter((s) => s !== "");
@@ -44,7 +51,7 @@ export function loadCollectorConfig(env: Env): ResolvedCollectorConfig {
   }
   return {
     databaseUrl: databaseUrl(env),
-    mqtt: mqttSettings(env, hostname()),
+    mqtt: mqttSettings(env, hostname(), opts.role),
     journalMaxBytes: num(env, "JOURNAL_MAX_MB", { default: 1024, min: 1 }) * 1024 * 1024,
     layouts: layouts as StorageLayout[],
     dataDir: dataDir(env),

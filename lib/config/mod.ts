@@ -1,5 +1,6 @@
 /**
- * Configuration: one loader per entrypoint, each returning a fully resolved, typed config.
+ * Configuration: one loader per entrypoint, each returning a fully resolved, typed config, and
+ * `loadEnv` for the `.env` file (or `ENV_FILE`) every entrypoint reads first.
  *
  * @module
  */
@@ -17,3 +18,10 @@ export {
   type SandboxEngineName,
 } from "./serve.ts";
 export type { MqttSettings } from "./_fields.ts";
+export {
+  configErrorText,
+  type LoadedEnv,
+  loadEnv,
+  loadSettings,
+  type Settings,
+} from "./load_env.ts";

@@ -128,7 +128,7 @@ export function loadServeConfig(env: Env): ResolvedServeConfig {
       memoryMb: num(env, "SANDBOX_MEMORY_MB", { default: 128, min: 32, integer: true }),
       timeoutS: num(env, "SANDBOX_TIMEOUT_S", { default: 30, min: 1, max: 3600 }),
     },
-    collector: loadCollectorConfig(env),
+    collector: loadCollectorConfig(env, { role: "serve" }),
     monitor: loadMonitorConfig({ ...env, SERVER_URL: env.SERVER_URL ?? serverUrl }),
   };
 }

@@ -189,7 +189,7 @@ async function openJournal(dir: string, config: ResolvedCollectorConfig): Promis
     return Journal.open({ dir, maxBytes: config.journalMaxBytes });
   } catch (err) {
     const why = err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied
-      ? "this process may not write there (deno task collect may write under ./data only)"
+      ? "this process may not write there (deno task collect may write only to the DATA_DIR it reads from the environment or .env)"
       : errorText(err).replace(/: \w+ '[^']*'$/, ""); // the folder is named by DATA_DIR already
     throw new Error(`Cannot open the collector journal under DATA_DIR: ${why}`, { cause: err });
   }

@@ -1,3 +1,5 @@
+import { permissionFlags } from "../process/mod.ts";
+
 /** What the printed Claude Desktop configuration is built from. */
 export interface ClaudeDesktopConfigOptions {
   /** The MCP endpoint, e.g. `http://127.0.0.1:8000/mcp`. */
@@ -18,6 +20,15 @@ export interface ClaudeDesktopConfigOptions {
    * are replaced by placeholders.
    */
   env?: Record<string, string | undefined>;
+  /** The `deno run` permission flags; default: those of `deno task serve` for `dataDir`. */
+  permissions?: string[];
+  /**
+   * The `.env` file the server read: the stdio form names it in ENV_FILE, so its settings
+   * (secrets included) need not be repeated; the variables in `fromFile` are left out.
+   */
+  envFile?: string;
+  /** The variables whose value came from `envFile`. */
+  fromFile?: ReadonlySet<string>;
 }
 
 /** Variables of the configuration that the stdio form repeats (DATA_DIR is always set). */
@@ -58,10 +69,14 @@ const PASSED = [
 const SECRET = new Set(["DB_PASSWORD", "MQTT_PASSWORD", "PUSHOVER_USER", "PUSHOVER_TOKEN"]);
 
 /** The configuration variables set in `env`, with passwords and tokens as placeholders. */
-function passedEnv(env: Record<string, string | undefined>): Record<string, string> {
+function passedEnv(
+  env: Record<string, string | undefined>,
+  fromFile: ReadonlySet<string>,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name of PASSED) {
     const value = env[name];
+    if (fromFile.has(name)) continue;
     if (value === undefined || value === "") continue;
     if (SECRET.has(name)) out[name] = `<your ${name}>`;
     else if (name.endsWith("_URL")) out[name] = withoutPassword(value, name);
@@ -104,13 +119,17 @@ export function claudeDesktopConfig(opts: ClaudeDesktopConfigOptions): {
     command: opts.denoPath,
     args: opts.compiled ? ["--stdio"] : [
       "run",
-      "-P=serve",
+      ...(opts.permissions ?? permissionFlags("serve", { dataDir: opts.dataDir })),
       "--config",
       `${opts.projectDir}/deno.json`,
       `${opts.projectDir}/main.ts`,
       "--stdio",
     ],
-    env: { ...passedEnv(opts.env ?? {}), DATA_DIR: opts.dataDir },
+    env: {
+      ...passedEnv(opts.env ?? {}, opts.envFile ? opts.fromFile ?? new Set() : new Set()),
+      ...(opts.envFile ? { ENV_FILE: opts.envFile } : {}),
+      DATA_DIR: opts.dataDir,
+    },
   };
   return {
     remote: { mcpServers: { "ambient-sensors": remote } },

@@ -1,4 +1,4 @@
-import { deepEqual } from "node:assert/strict";
+import { deepEqual, ok } from "node:assert/strict";
 import { claudeDesktopConfig } from "./claude_desktop_config.ts";
 
 const base = {
@@ -23,7 +23,12 @@ Deno.test("claudeDesktopConfig() bridges a local URL with mcp-remote and launche
         command: "/usr/bin/deno",
         args: [
           "run",
-          "-P=serve",
+          "--allow-net",
+          "--allow-env",
+          "--allow-read",
+          "--allow-write=/opt/ambient/data",
+          "--allow-sys=hostname,osRelease,networkInterfaces",
+          "--allow-run=docker,bwrap,/usr/bin/python3",
           "--config",
           "/opt/ambient/deno.json",
           "/opt/ambient/main.ts",
@@ -100,4 +105,29 @@ Deno.test("claudeDesktopConfig() repeats the server's database and broker settin
     PUSHOVER_TOKEN: "<your PUSHOVER_TOKEN>",
     DATA_DIR: "/opt/ambient/data",
   });
+});
+
+Deno.test("claudeDesktopConfig() names the .env the server read instead of repeating its settings", () => {
+  const c = claudeDesktopConfig({
+    ...base,
+    dataDir: "/var/lib/ambient sensors",
+    mcpUrl: "http://127.0.0.1:8000/mcp",
+    token: false,
+    env: { DB_HOST: "db.local", DB_PASSWORD: "s3cret", MQTT_LISTEN: "127.0.0.1:1884" },
+    envFile: "/opt/ambient/.env",
+    fromFile: new Set(["DB_HOST", "DB_PASSWORD"]),
+  });
+  const entry = (c.stdio as { mcpServers: Record<string, { args: string[]; env: unknown }> })
+    .mcpServers["ambient-sensors"];
+  deepEqual(entry.env, {
+    MQTT_LISTEN: "127.0.0.1:1884",
+    ENV_FILE: "/opt/ambient/.env",
+    DATA_DIR: "/var/lib/ambient sensors",
+  });
+  // One argument per flag: a DATA_DIR with a space stays one argument for Claude Desktop.
+  deepEqual(entry.args.filter((a) => a.startsWith("--allow-write")), [
+    "--allow-write=/var/lib/ambient sensors",
+  ]);
+  ok(!JSON.stringify(c).includes("s3cret"));
+  ok(!entry.args.some((a) => a.startsWith("-P") || a === "-A" || a === "--allow-all"));
 });

@@ -4,7 +4,8 @@
  *
  * @module
  */
-export { runServe, type RunServeOptions, stopSignal } from "./run_serve.ts";
+export { runServe, type RunServeOptions } from "./run_serve.ts";
+export { stopSignal } from "../process/mod.ts";
 export {
   type RunningServer,
   type ServeMode,

@@ -13,7 +13,6 @@ export interface ServeFlags {
 export const SERVE_HELP = `Ambient Sensors MCP server
 
 Usage: deno task serve [--https | --stdio]
-       deno run -P=serve main.ts [--https | --stdio]
 
   (no flag)  MCP over Streamable HTTP at http://HOST:PORT/mcp (default 127.0.0.1:8000)
   --https    HTTPS at https://HOST:HTTPS_PORT/mcp (TLS_CERT_FILE, TLS_KEY_FILE);
@@ -23,8 +22,9 @@ Usage: deno task serve [--https | --stdio]
 
 Without DATABASE_URL the whole stack runs in this process: embedded PostgreSQL (PGlite) in
 DATA_DIR, the collector, the silence monitor and, without MQTT_URL, an MQTT broker on
-MQTT_LISTEN (default 127.0.0.1:1883). Configuration comes from the environment (or .env via
-deno run --env-file); see README.md.`;
+MQTT_LISTEN (default 127.0.0.1:1883). Configuration comes from the environment and ./.env (or
+the file ENV_FILE names; the environment wins); see README.md. Exit status: 0 after a clean
+stop, 1 when start-up fails, 2 for a bad flag or setting.`;
 
 /** Parses `main.ts` flags; throws a `TypeError` naming the bad flag. */
 export function parseFlags(args: string[]): ServeFlags {

@@ -1,6 +1,14 @@
 import { basename, resolve } from "node:path";
-import { ConfigError, type Env, loadServeConfig } from "../config/mod.ts";
+import {
+  ConfigError,
+  type Env,
+  type LoadedEnv,
+  loadServeConfig,
+  loadSettings,
+  redact,
+} from "../config/mod.ts";
 import { logger } from "../log/mod.ts";
+import { EXIT, permissionFlags, writeBrokerFile } from "../process/mod.ts";
 import { claudeDesktopConfig } from "./claude_desktop_config.ts";
 import { parseFlags, SERVE_HELP } from "./parse_flags.ts";
 import { type RunningServer, startServer, StartupError } from "./start_server.ts";
@@ -20,13 +28,17 @@ export interface RunServeOptions {
   projectDir: string;
   /** Resolves when the process should stop (SIGINT/SIGTERM). */
   stopSignal: Promise<string>;
+  /** Folder holding `.env` and against which DATA_DIR is resolved; default the current one. */
+  cwd?: string;
 }
 
 /**
- * `deno task serve` from flags to exit code: parses flags and configuration (a bad value prints
- * the message naming the variable, no stack, exit 1), starts the server, prints the MCP URL and a
- * ready Claude Desktop configuration to stderr, and stops everything gracefully on a signal or,
- * with `--stdio`, when the client closes stdin.
+ * `deno task serve` from flags to exit code: parses flags and configuration (`.env` or ENV_FILE
+ * beneath the process environment; a bad value prints the message naming the variable, no
+ * stack, exit 2), starts the server (a failure: exit 1), prints the MCP URL and a ready Claude
+ * Desktop configuration to stderr, leaves the embedded broker's address in
+ * `DATA_DIR/broker.json`, and stops everything gracefully on a signal or, with `--stdio`, when
+ * the client closes stdin (exit 0).
  */
 export async function runServe(opts: RunServeOptions): Promise<number> {
   let flags;
@@ -34,22 +46,22 @@ export async function runServe(opts: RunServeOptions): Promise<number> {
     flags = parseFlags(opts.args);
   } catch (error) {
     stderr(`${(error as Error).message}\n\n${SERVE_HELP}`);
-    return 2;
+    return EXIT.config;
   }
   if (flags.help) {
     stderr(SERVE_HELP);
-    return 0;
+    return EXIT.ok;
   }
-  let config;
-  try {
-    config = loadServeConfig(opts.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      stderr(error.message);
-      return 1;
-    }
-    throw error;
+  const settings = loadSettings(opts.env, opts.cwd, (env) => loadServeConfig(env));
+  if (!settings.ok) {
+    stderr(settings.message);
+    return EXIT.config;
   }
+  const loaded = settings.loaded;
+  const config = {
+    ...settings.config,
+    dataDir: resolve(opts.cwd ?? Deno.cwd(), settings.config.dataDir),
+  };
   const mode = flags.stdio ? "stdio" : flags.https ? "https" : "http";
   let server: RunningServer;
   try {
@@ -57,38 +69,56 @@ export async function runServe(opts: RunServeOptions): Promise<number> {
   } catch (error) {
     if (error instanceof StartupError || error instanceof ConfigError) {
       stderr(`Cannot start: ${error.message}`);
-      return 1;
+      return EXIT.failure;
     }
     // Unexpected: still no stack for the user, but the message and the kind of failure.
     stderr(`Cannot start: ${(error as Error)?.message ?? String(error)}`);
     log.debug("start-up failure", { error });
-    return 1;
+    return EXIT.failure;
+  }
+  // `deno task simulate` in the same folder finds the embedded broker here (any MQTT_LISTEN).
+  let removeBrokerFile = async () => {};
+  if (server.brokerUrl) {
+    try {
+      removeBrokerFile = await writeBrokerFile(config.dataDir, server.brokerUrl);
+    } catch (error) {
+      log.warn("cannot leave the broker's address in DATA_DIR", { error });
+    }
   }
   printBanner(server, {
     projectDir: opts.projectDir,
-    dataDir: resolve(config.dataDir),
+    dataDir: config.dataDir,
     token: config.authToken !== undefined,
     stdio: mode === "stdio",
-    env: opts.env,
+    loaded: loaded!,
+    broker: server.brokerUrl ?? redact(config.collector.mqtt.url ?? ""),
   });
   const why = await Promise.race([
     opts.stopSignal,
     server.clientGone.then(() => "client closed stdin"),
   ]);
   log.info("shutting down", { reason: why });
+  await removeBrokerFile().catch(() => {});
   await server.close();
   log.info("stopped");
-  return 0;
+  return EXIT.ok;
 }
 
 function printBanner(
   server: RunningServer,
-  opts: { projectDir: string; dataDir: string; token: boolean; stdio: boolean; env: Env },
+  opts: {
+    projectDir: string;
+    dataDir: string;
+    token: boolean;
+    stdio: boolean;
+    loaded: LoadedEnv;
+    broker: string;
+  },
 ): void {
   if (server.embedded) {
     log.info("embedded mode: PGlite, collector and monitor in this process", {
       dataDir: opts.dataDir,
-      broker: server.brokerUrl ?? "MQTT_URL",
+      broker: opts.broker,
     });
   }
   if (opts.stdio) {
@@ -102,7 +132,10 @@ function printBanner(
     dataDir: opts.dataDir,
     denoPath: Deno.execPath(),
     compiled: !/^deno(\.exe)?$/i.test(basename(Deno.execPath())),
-    env: opts.env,
+    permissions: permissionFlags("serve", { dataDir: opts.dataDir }),
+    env: opts.loaded.env,
+    envFile: opts.loaded.file,
+    fromFile: opts.loaded.fromFile,
   });
   stderr([
     "",
@@ -120,28 +153,4 @@ function printBanner(
     JSON.stringify(conf.stdio, null, 2),
     "",
   ].join("\n"));
-}
-
-/** Resolves with the signal name on the first SIGINT or SIGTERM; a second one exits at once. */
-export function stopSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    let first = 0;
-    const on = (sig: Deno.Signal) => () => {
-      // A signal sent to the whole process group can arrive twice at once; only a deliberate
-      // second one (Ctrl+C again) skips the clean shutdown.
-      if (first && Date.now() - first > 1000) {
-        stderr("Second signal: exiting without a clean shutdown.");
-        Deno.exit(130);
-      }
-      first ||= Date.now();
-      resolve(sig);
-    };
-    for (const sig of ["SIGINT", "SIGTERM"] as const) {
-      try {
-        Deno.addSignalListener(sig, on(sig));
-      } catch {
-        // SIGTERM cannot be listened to on Windows; Ctrl+C (SIGINT) still works there.
-      }
-    }
-  });
 }

@@ -69,6 +69,7 @@ function listen(
   opts: { hostname: string; port: number; cert?: string; key?: string },
   handler: () => Handler | undefined,
   what: string,
+  variable = "PORT",
 ): Deno.HttpServer<Deno.NetAddr> {
   try {
     return Deno.serve({
@@ -94,7 +95,7 @@ function listen(
     if (error instanceof Deno.errors.AddrInUse) {
       throw new StartupError(
         `Cannot listen on ${opts.hostname}:${opts.port} for ${what}: the port is in use. ` +
-          "Stop the other server or choose another port.",
+          `Stop the other server or choose another port with ${variable}.`,
         { cause: error },
       );
     }
@@ -164,8 +165,9 @@ async function start(
   } catch (error) {
     if (error instanceof Deno.errors.NotCapable) {
       throw new StartupError(
-        `DATA_DIR "${config.dataDir}" is outside ./data, the only folder the serve permission ` +
-          `set may write: keep it under ./data or run deno run -P=serve --allow-write=${dataDir} main.ts`,
+        `DATA_DIR "${config.dataDir}" is not writable for this process: deno task serve may ` +
+          "write only to the DATA_DIR it reads from the environment or .env (see README.md, " +
+          `Configuration), or run deno run --allow-write=${dataDir} … main.ts`,
         { cause: error },
       );
     }
@@ -205,6 +207,7 @@ async function start(
         { hostname: config.host, port: config.httpsPort, cert, key },
         () => current.handler,
         "HTTPS",
+        "HTTPS_PORT",
       );
     } catch (error) {
       if (error instanceof StartupError) throw error;

@@ -6,6 +6,7 @@ Deno.test("loadSimulateConfig() without MQTT_URL publishes to the embedded broke
   assertEquals(loadSimulateConfig({}), {
     mqttUrl: "mqtt://127.0.0.1:1883",
     mqttUrlDefaulted: true,
+    mqttUrlFrom: "the default MQTT_LISTEN",
     username: undefined,
     password: undefined,
   });
@@ -25,6 +26,7 @@ Deno.test("loadSimulateConfig() takes MQTT_URL, or the seed's MQTT_BROKER and MQ
   assertEquals(c, {
     mqttUrl: "mqtts://broker.example:8883",
     mqttUrlDefaulted: false,
+    mqttUrlFrom: "MQTT_URL",
     username: "sim",
     password: "secret",
   });
@@ -46,4 +48,19 @@ Deno.test("loadSimulateConfig() names a bad MQTT variable and ignores the variab
   }
   const c = loadSimulateConfig({ DATABASE_URL: "mysql://nope", PORT: "eighty" });
   assertEquals(c.mqttUrl, "mqtt://127.0.0.1:1883");
+});
+
+Deno.test("loadSimulateConfig() prefers the broker a running server announced over MQTT_LISTEN", () => {
+  const serverBroker = { url: "mqtt://127.0.0.1:1884", file: "/srv/data/broker.json" };
+  const c = loadSimulateConfig({ MQTT_LISTEN: "127.0.0.1:1883" }, { serverBroker });
+  assertEquals([c.mqttUrl, c.mqttUrlDefaulted, c.mqttUrlFrom], [
+    "mqtt://127.0.0.1:1884",
+    true,
+    "/srv/data/broker.json",
+  ]);
+  // An explicit MQTT_URL still wins.
+  assertEquals(
+    loadSimulateConfig({ MQTT_URL: "mqtt://pi.local:1883" }, { serverBroker }).mqttUrl,
+    "mqtt://pi.local:1883",
+  );
 });

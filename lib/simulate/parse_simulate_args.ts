@@ -5,7 +5,9 @@ import type { SimulateFleetOptions } from "./simulate_fleet.ts";
 export const SIMULATE_USAGE = `Usage: deno task simulate [options]
 
 Runs simulated ESP32 boards (SCD30 + BMP280) that publish to MQTT_URL (or MQTT_BROKER/MQTT_PORT;
-default: the embedded broker of \`deno task serve\` at MQTT_LISTEN, 127.0.0.1:1883).
+default: the embedded broker of a running \`deno task serve\`, whose address it leaves in
+DATA_DIR/broker.json, else MQTT_LISTEN, 127.0.0.1:1883). Settings come from the environment
+and .env (or ENV_FILE).
 
 Options:
   --devices N          boards, each with its own MQTT connection (default 3)
