@@ -33,15 +33,23 @@ async function startServe(dataDir: string, dbUrl: string | undefined, timeoutS: 
     ...(dbUrl ? { DATABASE_URL: dbUrl } : {}),
   });
   const child = spawnServe(taskArgs("serve", dataDir), { cwd: ROOT, env });
-  await child.waitReady(`http://127.0.0.1:${port}/healthz`);
-  const client = new Client({ name: "serve-sandbox-test", version: "1.0.0" });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`)));
-  const q = await client.callTool({
-    name: "execute_sql_query",
-    arguments: { sql: "select g as x, g * 2 as y from generate_series(1, 10) g" },
-  });
-  ok(!q.isError, text(q));
-  return { child, client, port, queryId: (q.structuredContent as { query_id: string }).query_id };
+  try {
+    // A loaded machine may need long for the embedded database's first start.
+    await child.waitReady(`http://127.0.0.1:${port}/healthz`, { timeoutMs: 180_000 });
+    const client = new Client({ name: "serve-sandbox-test", version: "1.0.0" });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`)),
+    );
+    const q = await client.callTool({
+      name: "execute_sql_query",
+      arguments: { sql: "select g as x, g * 2 as y from generate_series(1, 10) g" },
+    });
+    ok(!q.isError, text(q));
+    return { child, client, port, queryId: (q.structuredContent as { query_id: string }).query_id };
+  } catch (error) {
+    await child[Symbol.asyncDispose]();
+    throw error;
+  }
 }
 
 Deno.test({
