@@ -64,7 +64,9 @@ Deno.test("unreadable records in the middle of a journal segment are kept aside 
       clientId,
       device,
     });
+    // The PGlite fixture can take a minute to start on a busy machine.
     await waitFor("every readable record", async () => (await c.rows()) >= total - 2, {
+      timeoutMs: 150_000,
       detail: async () => `rows=${await c.rows()}\n${c.stderr()}`,
     });
     await c.waitForLog(/Subscribed/);
