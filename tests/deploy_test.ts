@@ -121,7 +121,8 @@ Deno.test("with 1883 taken: MQTT_LISTEN=… deno task serve, then a plain deno t
   );
   await waitFor("readings of the simulated boards", async () => {
     const h = await health(port);
-    return ((h.collector as { stored?: number } | undefined)?.stored ?? 0) >= 6;
+    // Capabilities and status count too: 12 stored messages hold at least two rounds of readings.
+    return ((h.collector as { stored?: number } | undefined)?.stored ?? 0) >= 12;
   }, { timeoutMs: 60_000, detail: () => sim.stderr() + serve.stderr() });
 
   sim.signalGroup("SIGINT");
