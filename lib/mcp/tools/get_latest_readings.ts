@@ -158,5 +158,5 @@ function place(s: { room: string | null; placement: string | null }): string {
   const room = s.room ? quoteDevice(s.room) : "";
   const placement = s.placement ? quoteDevice(s.placement) : "";
   if (!room) return placement ? `, at ${placement}` : "";
-  return placement && s.placement !== s.room ? `, in ${room} (${placement})` : `, in ${room}`;
+  return placement && s.placement !== s.room ? `, at ${room} (${placement})` : `, at ${room}`;
 }
