@@ -106,7 +106,7 @@ Deno.test("serve with accounts and mqtts: devices log in, publish only as themse
       if (rows.length > 0) break;
       await new Promise((r) => setTimeout(r, 200));
     }
-    deepEqual(rows, [["kitchen", 612]]);
+    deepEqual(rows, [["kitchen", 612]], child.stderr());
     await mcp.close();
     child.process.kill("SIGTERM");
     equal((await child.process.status).code, 0);

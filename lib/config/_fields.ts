@@ -145,6 +145,11 @@ export interface MqttSettings {
   password: string | undefined;
   clientId: string;
   sharedGroup: string | undefined;
+  /**
+   * MQTT protocol the collector speaks: unset = MQTT 5, falling back to 3.1.1 for brokers that
+   * refuse it; 4 = MQTT 3.1.1 at once (the embedded broker, which speaks only 3.1.1).
+   */
+  protocolVersion?: 4;
 }
 
 /**

@@ -93,6 +93,8 @@ export class MqttIntake {
   #takeoverReported = false;
   #reconnects = 0;
   #cutLoggedAt = -Infinity;
+  /** A CONNACK has arrived once: later timeouts are outages, not a protocol the broker lacks. */
+  #everConnected = false;
   #cutSinceLog = 0;
 
   /** Connects at once; connection problems are logged and retried with backoff. */
@@ -106,8 +108,8 @@ export class MqttIntake {
       clean: false,
       username: config.username,
       password: config.password,
-      protocolVersion: 5,
-      properties: {
+      protocolVersion: config.protocolVersion ?? 5,
+      properties: config.protocolVersion === 4 ? undefined : {
         // The session (and the messages queued for it) outlives a disconnect, as in MQTT 3.1.1.
         sessionExpiryInterval: 0xffffffff,
         maximumPacketSize: MAX_PACKET_BYTES,
@@ -155,6 +157,7 @@ export class MqttIntake {
     client.on("connect", (connack) => {
       lastError = "";
       this.#connectedAt = Date.now();
+      this.#everConnected = true;
       log.info("Connected to the MQTT broker", {
         broker: where,
         session: connack.sessionPresent,
@@ -204,8 +207,11 @@ export class MqttIntake {
     });
     client.on("error", (err) => {
       const code = (err as { code?: number }).code;
-      // 1 (MQTT 3.1.1) or 0x84 (MQTT 5): the broker does not speak MQTT 5.
-      if (client.options.protocolVersion === 5 && (code === 1 || code === 0x84)) {
+      // 1 (MQTT 3.1.1) or 0x84 (MQTT 5): the broker does not speak MQTT 5. Some 3.1.1 brokers
+      // (aedes with accounts) never answer an MQTT 5 CONNECT at all: a CONNACK timeout on the
+      // first MQTT 5 attempt counts the same. The packet limit holds under 3.1.1 too.
+      const noConnack = !this.#everConnected && /connack timeout/i.test(errorText(err));
+      if (client.options.protocolVersion === 5 && (code === 1 || code === 0x84 || noConnack)) {
         log.info("The broker does not accept MQTT 5; using MQTT 3.1.1", { broker: where });
         client.options.protocolVersion = 4;
         delete client.options.properties;

@@ -283,6 +283,7 @@ async function start(
   let monitor: Monitor | undefined;
   if (embedded) {
     let mqttUrl = config.collector.mqtt.url;
+    let protocolVersion: 4 | undefined;
     if (!mqttUrl) {
       try {
         broker = await startEmbeddedBroker({
@@ -299,11 +300,13 @@ async function start(
       const b = broker;
       closers.push({ name: "MQTT broker", order: ORDER.broker, fn: () => b.close() });
       mqttUrl = b.localUrl;
+      // The embedded broker (aedes) speaks MQTT 3.1.1 only.
+      protocolVersion = 4;
     }
     const c = await startCollector(db, {
       ...config.collector,
       dataDir,
-      mqtt: { ...config.collector.mqtt, url: mqttUrl },
+      mqtt: { ...config.collector.mqtt, url: mqttUrl, protocolVersion },
     });
     collector = c;
     closers.push({ name: "collector", order: ORDER.collector, fn: () => c.stop() });
