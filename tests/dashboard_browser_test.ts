@@ -9,7 +9,7 @@ import { Browser, chromiumAvailable, type Page } from "./fixtures/cdp_browser.ts
 import { ROOT, startSeededServe } from "./fixtures/dashboard_server.ts";
 import { rawRequest } from "./fixtures/mcp_raw_http.ts";
 import { freePort } from "./fixtures/mcp_child.ts";
-import { makeTestCert } from "./fixtures/test_cert.ts";
+import { writeSelfSignedCert } from "./fixtures/tls_cert.ts";
 
 const ARTIFACTS = `${ROOT}/tests/artifacts`;
 const ignore = !chromiumAvailable();
@@ -305,7 +305,8 @@ Deno.test({
   async fn() {
     const tls = await Deno.makeTempDir({ prefix: "dashboard-tls-" });
     try {
-      const pem = await makeTestCert(tls);
+      await writeSelfSignedCert(tls);
+      const pem = { cert: `${tls}/cert.pem`, key: `${tls}/key.pem` };
       const token = "dashboard-https-token-0123456789";
       const httpsPort = await freePort();
       await using _server = await startSeededServe({

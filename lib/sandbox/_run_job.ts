@@ -106,6 +106,9 @@ export async function runJob(
     let stopped: StopReason | undefined;
     const giveUp = new AbortController();
     let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    // The engine's own kill (docker kill), awaited before the job's outcome is reported, so a
+    // job is never reported ended while its container may still run; bounded by the engine.
+    let killing: Promise<void> | undefined;
     const stop = (reason: StopReason) => {
       if (stopped) return;
       stopped = reason;
@@ -114,7 +117,7 @@ export async function runJob(
       } catch {
         // already exited
       }
-      opts.spec.kill?.(dirs).catch((error) =>
+      killing = opts.spec.kill?.(dirs).catch((error) =>
         log.warn("could not kill sandbox job", { id, error: String(error) })
       );
       // Whatever still holds the pipes (a stuck engine client) is not waited for past this.
@@ -156,6 +159,7 @@ export async function runJob(
       // Nothing waits for it any longer, and it cannot keep the server from exiting.
       child.unref();
     }
+    await killing;
     if (stopped === "timeout") throw new SandboxTimeout(opts.limits.timeoutS);
     if (stopped === "closed") throw new SandboxUnavailable("The server is stopping");
     if (stopped === "raw") {
