@@ -187,6 +187,20 @@ export async function releaseClaims(db: Queryable, deviceIds: string[], owner: s
      where device_id = any(${deviceIds}::text[]) and claimed_by = ${owner}`;
 }
 
+/**
+ * Voids the claims of other monitors, for one that has just taken the lease: the lease had to be
+ * given up (or its session lost) for this one to get it, so their deliveries will never be
+ * recorded. Without this a delivery cut off by a crash would wait for its claim to expire.
+ * Returns how many claims were voided.
+ */
+export async function voidForeignClaims(db: Queryable, owner: string): Promise<number> {
+  const rows = await db.sql<{ device_id: string }>`
+    update device_alerts set claimed_by = null, claimed_until = null, version = version + 1
+     where claimed_by is not null and claimed_by <> ${owner}
+    returning device_id`;
+  return rows.length;
+}
+
 type Transactional = { transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> };
 
 function toDate(v: unknown): Date | null {

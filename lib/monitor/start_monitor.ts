@@ -11,6 +11,7 @@ import {
   recordDelivery,
   releaseClaims,
   saveAlertStates,
+  voidForeignClaims,
 } from "./_store.ts";
 import { detectSilence } from "./detect_silence.ts";
 import { NotificationRejected } from "./errors.ts";
@@ -129,7 +130,15 @@ export function startMonitor(
     try {
       const was = active;
       active = was ? await lease.held() : await lease.tryAcquire();
-      if (active && !was) log.info("This monitor is now the active one (lease acquired)");
+      if (active && !was) {
+        log.info("This monitor is now the active one (lease acquired)");
+        const voided = await voidForeignClaims(db, owner);
+        if (voided > 0) {
+          log.warn("Took over deliveries the previous monitor had not recorded", {
+            devices: voided,
+          });
+        }
+      }
       if (!active && was) log.warn("Lease lost; another monitor may take over. Standing by.");
     } catch (error) {
       // The lease lives in the monitored database: this is the same outage.
