@@ -37,6 +37,8 @@ export interface JobGroup {
 export interface Cgroups {
   readonly mode: CgroupMode;
   create(name: string, limits: GroupLimits): Promise<JobGroup>;
+  /** Removes empty job groups older than `minAgeMs` (left by a server killed mid-job). */
+  sweep(minAgeMs: number): Promise<void>;
 }
 
 const CPU_PERIOD_US = 100_000;
@@ -60,7 +62,26 @@ function flatKeyed(text: string | undefined): Record<string, number> {
   return out;
 }
 
-async function removeDirs(dirs: string[]): Promise<void> {
+/** Ends processes by pid (the host may lack the permission to signal them itself). */
+export type KillTasks = (pids: number[]) => Promise<void>;
+
+/** Pids listed in the `cgroup.procs` files under `dirs`. */
+async function tasksOf(dirs: string[]): Promise<number[]> {
+  const pids = new Set<number>();
+  for (const dir of dirs) {
+    for (const line of ((await readText(`${dir}/cgroup.procs`)) ?? "").split("\n")) {
+      if (/^\d+$/.test(line.trim())) pids.add(Number(line.trim()));
+    }
+  }
+  return [...pids];
+}
+
+/**
+ * Removes job groups. A group still holding processes (a job whose processes outlive its killed
+ * launcher, slow under load) cannot be removed: its processes are killed (`kill`, or v2's
+ * cgroup.kill) and removal is retried for up to 10 s.
+ */
+async function removeDirs(dirs: string[], kill?: () => Promise<void>): Promise<void> {
   for (const dir of dirs) {
     for (let attempt = 0;; attempt++) {
       try {
@@ -68,11 +89,44 @@ async function removeDirs(dirs: string[]): Promise<void> {
         break;
       } catch (error) {
         if (error instanceof Deno.errors.NotFound) break;
-        if (attempt >= 40) {
+        if (attempt >= 100) {
           log.warn("cannot remove a sandbox cgroup", { dir, error: String(error) });
           break;
         }
-        await new Promise((r) => setTimeout(r, 50));
+        if (attempt % 20 === 0) {
+          await kill?.().catch((e) =>
+            log.debug("cannot kill a sandbox cgroup's processes", { dir, error: String(e) })
+          );
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+}
+
+/**
+ * Removes job groups named `ambient-sandbox-*` under `parents` that no process holds and that
+ * are older than `minAgeMs`: left by a server killed outright mid-job.
+ */
+async function sweepDirs(parents: string[], minAgeMs: number): Promise<void> {
+  for (const parent of parents) {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(parent));
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory || !e.name.startsWith("ambient-sandbox-")) continue;
+      const dir = `${parent}/${e.name}`;
+      try {
+        const { mtime } = await Deno.stat(dir);
+        if (!mtime || Date.now() - mtime.getTime() < minAgeMs) continue;
+        if ((await tasksOf([dir])).length > 0) continue;
+        await Deno.remove(dir);
+        log.info("removed a sandbox cgroup left by an earlier run", { dir });
+      } catch {
+        // in use again, or gone: left alone
       }
     }
   }
@@ -124,6 +178,7 @@ async function v2(mounts: Mounts): Promise<Cgroups | undefined> {
   }
   return {
     mode: "cgroup-v2",
+    sweep: (minAgeMs) => sweepDirs([own], minAgeMs),
     async create(name, limits) {
       const dir = `${own}/${name}`;
       await Deno.mkdir(dir);
@@ -151,15 +206,16 @@ async function v2(mounts: Mounts): Promise<Cgroups | undefined> {
           };
         },
         async remove() {
-          await Deno.writeTextFile(`${dir}/cgroup.kill`, "1").catch(() => {});
-          await removeDirs([dir]);
+          const kill = () => Deno.writeTextFile(`${dir}/cgroup.kill`, "1");
+          await kill().catch(() => {});
+          await removeDirs([dir], kill);
         },
       };
     },
   };
 }
 
-function v1(mounts: Mounts): Cgroups | undefined {
+function v1(mounts: Mounts, killTasks?: KillTasks): Cgroups | undefined {
   const base = new Map<string, string>();
   for (const c of V1_CONTROLLERS) {
     const mount = mounts.v1.get(c);
@@ -168,6 +224,7 @@ function v1(mounts: Mounts): Cgroups | undefined {
   }
   return {
     mode: "cgroup-v1",
+    sweep: (minAgeMs) => sweepDirs([...base.values()], minAgeMs),
     async create(name, limits) {
       const dir = (c: string) => `${base.get(c)}/${name}`;
       const dirs = V1_CONTROLLERS.map(dir);
@@ -200,7 +257,12 @@ function v1(mounts: Mounts): Cgroups | undefined {
             cpuThrottledPeriods: flatKeyed(await readText(`${dir("cpu")}/cpu.stat`)).nr_throttled,
           };
         },
-        remove: () => removeDirs(dirs),
+        // v1 has no cgroup.kill: whatever is left in the groups is killed by pid.
+        remove: () =>
+          removeDirs(dirs, async () => {
+            const pids = await tasksOf(dirs);
+            if (pids.length > 0 && killTasks) await killTasks(pids);
+          }),
       };
     },
   };
@@ -212,9 +274,11 @@ function v1(mounts: Mounts): Cgroups | undefined {
  * used only when a probe group can really be created (needs write access to /sys/fs/cgroup).
  * Undefined: neither works (the bwrap engine then runs its in-namespace supervisor).
  */
-export async function detectCgroups(): Promise<Cgroups | undefined> {
+export async function detectCgroups(
+  opts: { killTasks?: KillTasks } = {},
+): Promise<Cgroups | undefined> {
   const mounts = await readMounts();
-  for (const candidate of [await v2(mounts), v1(mounts)]) {
+  for (const candidate of [await v2(mounts), v1(mounts, opts.killTasks)]) {
     if (!candidate) continue;
     try {
       const probe = await candidate.create(`ambient-probe-${crypto.randomUUID()}`, {

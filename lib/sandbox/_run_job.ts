@@ -296,3 +296,38 @@ export class JobQueue {
     }
   }
 }
+
+/** How long `close()` waits for stopped jobs to free their groups and folders. */
+const CLOSE_WAIT_MS = 15_000;
+
+/**
+ * The stop switch of one sandbox: `run` starts a job under its signal; `close` stops every running
+ * job and resolves once each has released what it held on the host (cgroups, its folder), so a
+ * server that exits after it leaves nothing behind. Bounded: a job still busy after
+ * CLOSE_WAIT_MS is left to the process exit.
+ */
+export class Closer {
+  #controller = new AbortController();
+  #running = new Set<Promise<unknown>>();
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** Tracks `job` until it settles. */
+  track<T>(job: Promise<T>): Promise<T> {
+    this.#running.add(job);
+    job.then(() => this.#running.delete(job), () => this.#running.delete(job));
+    return job;
+  }
+
+  async close(): Promise<void> {
+    this.#controller.abort();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#running]),
+      new Promise((resolve) => timer = setTimeout(resolve, CLOSE_WAIT_MS)),
+    ]);
+    clearTimeout(timer);
+  }
+}

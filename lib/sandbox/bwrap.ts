@@ -1,5 +1,12 @@
-import { type Cgroups, detectCgroups } from "./_cgroup.ts";
-import { JOB_MAX_PROCESSES, type JobDirs, JobQueue, processLimit, runJob } from "./_run_job.ts";
+import { type Cgroups, detectCgroups, type KillTasks } from "./_cgroup.ts";
+import {
+  Closer,
+  JOB_MAX_PROCESSES,
+  type JobDirs,
+  JobQueue,
+  processLimit,
+  runJob,
+} from "./_run_job.ts";
 import { SandboxMemoryExceeded } from "./errors.ts";
 import type { Sandbox, SandboxLimits } from "./types.ts";
 
@@ -29,6 +36,28 @@ const JOIN_CGROUPS = "import os,sys\n" +
   "for p in a[:i]:\n" +
   " f=os.open(p,os.O_WRONLY);os.write(f,str(os.getpid()).encode());os.close(f)\n" +
   "os.execvp(a[i+1],a[i+1:])";
+
+/** SIGKILLs the pids given as arguments, skipping those already gone. */
+const KILL_PIDS = "import os,sys\n" +
+  "for p in sys.argv[1:]:\n" +
+  " try: os.kill(int(p),9)\n" +
+  " except ProcessLookupError: pass";
+
+/**
+ * Kills a job's leftover processes through the allowed python: the server's permission set runs
+ * only its engines, and may not signal arbitrary pids itself.
+ */
+export function pythonKiller(python: string): KillTasks {
+  return async (pids) => {
+    await new Deno.Command(python, {
+      args: ["-I", "-S", "-c", KILL_PIDS, ...pids.map(String)],
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).output();
+  };
+}
 
 /**
  * The full bwrap argument list for one job (exported for tests). With `supervise`, the runner's
@@ -128,7 +157,7 @@ export function createBwrapSandbox(
 ): Sandbox {
   const queue = opts.queue ?? new JobQueue();
   const python = opts.python ?? "/usr/bin/python3";
-  const closing = new AbortController();
+  const closing = new Closer();
   let cgroups: Promise<Cgroups | undefined> | undefined = opts.cgroups === null
     ? Promise.resolve(undefined)
     : opts.cgroups
@@ -138,13 +167,13 @@ export function createBwrapSandbox(
     engine: "bwrap",
     run: (job) =>
       queue.run(() =>
-        runJob(job, {
+        closing.track(runJob(job, {
           limits,
           workDir: opts.workDir,
           signal: closing.signal,
           spec: {
             async launch(dirs) {
-              const groups = await (cgroups ??= detectCgroups());
+              const groups = await (cgroups ??= detectCgroups({ killTasks: pythonKiller(python) }));
               if (!groups) {
                 return {
                   cmd: "bwrap",
@@ -181,11 +210,8 @@ export function createBwrapSandbox(
               };
             },
           },
-        })
+        }))
       ),
-    close() {
-      closing.abort();
-      return Promise.resolve();
-    },
+    close: () => closing.close(),
   };
 }

@@ -1,4 +1,4 @@
-import { JOB_MAX_PROCESSES, type JobDirs, JobQueue, runJob } from "./_run_job.ts";
+import { Closer, JOB_MAX_PROCESSES, type JobDirs, JobQueue, runJob } from "./_run_job.ts";
 import { JOB_CPUS, JOB_TMP_MB } from "./bwrap.ts";
 import type { Sandbox, SandboxLimits } from "./types.ts";
 
@@ -60,12 +60,12 @@ export function createDockerSandbox(
 ): Sandbox {
   const queue = opts.queue ?? new JobQueue();
   const env = opts.env;
-  const closing = new AbortController();
+  const closing = new Closer();
   return {
     engine: "docker",
     run: (job) =>
       queue.run(() =>
-        runJob(job, {
+        closing.track(runJob(job, {
           limits,
           env,
           workDir: opts.workDir,
@@ -95,11 +95,8 @@ export function createDockerSandbox(
               await child.status.finally(() => clearTimeout(timer));
             },
           },
-        })
+        }))
       ),
-    close() {
-      closing.abort();
-      return Promise.resolve();
-    },
+    close: () => closing.close(),
   };
 }
