@@ -6,7 +6,6 @@
 import { equal, ok } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { withTestDb } from "../lib/db/testing.ts";
 import {
   clearSession,
@@ -17,8 +16,9 @@ import {
   sumTo,
   waitFor,
 } from "./fixtures/collector_harness.ts";
-import { childEnv, freePort, type ServeChild, spawnServe } from "./fixtures/mcp_child.ts";
+import { childEnv, type ServeChild } from "./fixtures/mcp_child.ts";
 import { type Backend, startRoundRobin } from "./fixtures/round_robin_proxy.ts";
+import { connectHttp, startServeInstance } from "./fixtures/serve_instance.ts";
 import { taskArgs } from "./fixtures/task_args.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -89,37 +89,11 @@ function storedAtStop(c: Collector): number {
 }
 
 /** One `deno task serve`, as a user starts it, with its own DATA_DIR under ./data. */
-async function serve(env: Record<string, string>): Promise<ServeChild & Backend> {
-  await Deno.mkdir(`${ROOT}/data`, { recursive: true });
-  const dataDir = await Deno.makeTempDir({ dir: `${ROOT}/data`, prefix: "test-scale-" });
-  const port = await freePort();
-  const child = spawnServe(["task", "serve"], {
-    cwd: ROOT,
-    env: childEnv({ ...env, DATA_DIR: dataDir, PORT: String(port), SANDBOX_ENGINE: "off" }),
-  });
-  const dispose = child[Symbol.asyncDispose];
-  return Object.assign(child, {
-    port,
-    async [Symbol.asyncDispose]() {
-      try {
-        child.process.kill("SIGTERM"); // `deno task` passes it on; the server stops cleanly
-      } catch {
-        // already gone
-      }
-      const timer = setTimeout(() => dispose(), 20_000);
-      await child.process.status;
-      clearTimeout(timer);
-      await dispose();
-      await Deno.remove(dataDir, { recursive: true });
-    },
-  });
+function serve(env: Record<string, string>): Promise<ServeChild & Backend> {
+  return startServeInstance({ ...env, SANDBOX_ENGINE: "off" }, "test-scale-");
 }
 
-async function connect(url: string): Promise<Client> {
-  const client = new Client({ name: "scale-test", version: "1.0.0" });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
-  return client;
-}
+const connect = (url: string) => connectHttp(url, "scale-test");
 
 async function call(client: Client, name: string, args: Record<string, unknown>) {
   const r = await client.callTool({ name, arguments: args });

@@ -2,17 +2,15 @@
 // answers for any query_id, link or resource. Needs DATABASE_URL (the embedded stack keeps
 // results on disk and runs one server per DATA_DIR); the sandbox parts need bubblewrap.
 import { equal, match, ok } from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { type TestDb, withTestDb } from "../lib/db/testing.ts";
 import { startTcpProxy } from "./fixtures/collector_harness.ts";
-import { childEnv, freePort, type ServeChild, spawnServe } from "./fixtures/mcp_child.ts";
+import type { ServeChild } from "./fixtures/mcp_child.ts";
 import { sandboxAvailable } from "./fixtures/mcp_sandbox_available.ts";
 import { seedSensors } from "./fixtures/mcp_seed.ts";
 import { type Backend, startRoundRobin } from "./fixtures/round_robin_proxy.ts";
+import { connectHttp, startServeInstance } from "./fixtures/serve_instance.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const databaseUrl = Deno.env.get("DATABASE_URL");
 const bwrap = databaseUrl ? await sandboxAvailable() : false;
 if (!databaseUrl) {
@@ -29,44 +27,15 @@ const ROUNDS = 6;
 type Content = { type: string; text?: string; data?: string; mimeType?: string }[];
 
 /** One `deno task serve`, exactly as a user starts it, with its own DATA_DIR under ./data. */
-async function serve(env: Record<string, string>): Promise<ServeChild & Backend> {
-  await Deno.mkdir(`${ROOT}/data`, { recursive: true });
-  const dataDir = await Deno.makeTempDir({ dir: `${ROOT}/data`, prefix: "test-shared-" });
-  const port = await freePort();
-  const child = spawnServe(["task", "serve"], {
-    cwd: ROOT,
-    env: childEnv({
-      ...env,
-      DATA_DIR: dataDir,
-      PORT: String(port),
-      SANDBOX_ENGINE: bwrap ? "bwrap" : "off",
-      QUERY_CACHE_MAX_MB: "1",
-    }),
-  });
-  const dispose = child[Symbol.asyncDispose];
-  return Object.assign(child, {
-    port,
-    async [Symbol.asyncDispose]() {
-      // `deno task` passes SIGTERM on to the server; the server stops cleanly.
-      try {
-        child.process.kill("SIGTERM");
-      } catch {
-        // already gone
-      }
-      const timer = setTimeout(() => dispose(), 20_000);
-      await child.process.status;
-      clearTimeout(timer);
-      await dispose();
-      await Deno.remove(dataDir, { recursive: true });
-    },
-  });
+function serve(env: Record<string, string>): Promise<ServeChild & Backend> {
+  return startServeInstance({
+    ...env,
+    SANDBOX_ENGINE: bwrap ? "bwrap" : "off",
+    QUERY_CACHE_MAX_MB: "1",
+  }, "test-shared-");
 }
 
-async function connect(url: string): Promise<Client> {
-  const client = new Client({ name: "shared-test", version: "1.0.0" });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
-  return client;
-}
+const connect = (url: string) => connectHttp(url, "shared-test");
 
 async function call(client: Client, name: string, args: Record<string, unknown>) {
   const r = await client.callTool({ name, arguments: args });
