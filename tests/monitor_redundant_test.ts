@@ -55,9 +55,13 @@ class MonitorProcess {
 }
 
 /** Polls `cond` every 50 ms for at most `ms`; throws with `what` when it never holds. */
-async function waitFor(cond: () => boolean, ms: number, what: () => string): Promise<number> {
+async function waitFor(
+  cond: () => boolean | Promise<boolean>,
+  ms: number,
+  what: () => string,
+): Promise<number> {
   const start = performance.now();
-  while (!cond()) {
+  while (!(await cond())) {
     if (performance.now() - start > ms) throw new Error(`timed out: ${what()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -138,6 +142,18 @@ Deno.test({
         () => `no alert:\n${a.log}`,
       );
       equal(pushover.messages[0].title, "Attic is silent");
+      // The alert is recorded as sent (a monitor killed between Pushover's answer and this record
+      // may repeat the message: README, Monitor).
+      await waitFor(
+        async () => {
+          const [r] = await db.sql<{ recorded: boolean }>`
+            select pending is null and claimed_by is null and notified_at is not null as recorded
+              from device_alerts where device_id = 'esp32-attic'`;
+          return r?.recorded === true;
+        },
+        15_000,
+        () => `the alert was never recorded as sent:\n${a.log}`,
+      );
 
       // The active monitor dies mid-outage, without a chance to clean up.
       a.child.kill("SIGKILL");
