@@ -3,11 +3,17 @@ import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { withTestDb } from "../lib/db/testing.ts";
+import { detectCgroups } from "../lib/sandbox/_cgroup.ts";
 import { childEnv, freePort, spawnServe } from "./fixtures/mcp_child.ts";
 import { sandboxAvailable } from "./fixtures/mcp_sandbox_available.ts";
 import { taskArgs } from "./fixtures/task_args.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/** A recursive CTE doubling a jsonb value each step (the backend's memory grows without bound). */
+const DOUBLING = "with recursive t(n, j) as (select 1, '[1,2,3,4,5,6,7,8]'::jsonb " +
+  "union all select n + 1, j || j from t where n < 40) select n, length(j::text) from t " +
+  "order by n desc limit 1";
 // `deno task serve` exactly: the task's permission set (writes only to DATA_DIR), no -A.
 
 const available = await sandboxAvailable();
@@ -22,9 +28,15 @@ function text(r: { content?: unknown }): string {
  * Starts `deno task serve` on `dataDir` with the bwrap sandbox, connects an MCP client and runs a
  * ten-row query whose id the sandbox tools use.
  */
-async function startServe(dataDir: string, dbUrl: string | undefined, timeoutS: number) {
+async function startServe(
+  dataDir: string,
+  dbUrl: string | undefined,
+  timeoutS: number,
+  extra: Record<string, string> = {},
+) {
   const port = await freePort();
   const env = childEnv({
+    ...extra,
     DATA_DIR: dataDir,
     PORT: String(port),
     MQTT_LISTEN: `127.0.0.1:${await freePort()}`,
@@ -60,10 +72,27 @@ Deno.test({
     await Deno.mkdir(`${ROOT}/data`, { recursive: true });
     const dataDir = await Deno.makeTempDir({ dir: `${ROOT}/data`, prefix: "test-serve-sbx-" });
     try {
-      const started = await startServe(dataDir, db.url, 20);
+      // The memory watch is what stops this query: the temp-file limit is lifted.
+      const started = await startServe(dataDir, db.url, 20, {
+        QUERY_MAX_MEMORY_MB: "200",
+        QUERY_TEMP_FILE_MB: "100000",
+      });
       await using child = started.child;
       const { client, queryId } = started;
       try {
+        // The task's permission set cannot touch /proc or /sys itself: the job limits are those
+        // this host offers all the same.
+        const expected = (await detectCgroups())?.mode ?? "supervisor";
+        match(child.stderr(), new RegExp(`sandbox engine.*limits=${expected}\\b`));
+        if (db.url) {
+          // A local PostgreSQL backend is watched through the same permission set.
+          const q = await client.callTool({
+            name: "execute_sql_query",
+            arguments: { sql: DOUBLING },
+          });
+          equal(q.isError, true, text(q));
+          match(text(q), /more than 200 MB of memory on the database server/);
+        }
         const a = await client.callTool({
           name: "analyze_data",
           arguments: { query_id: queryId, code: "print(int(df.y.sum()))" },

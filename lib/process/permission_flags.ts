@@ -6,15 +6,13 @@ export type TaskName = "serve" | "collect" | "monitor" | "simulate";
 /** Programs the sandbox of `serve` may start (see lib/sandbox). */
 const SANDBOX_PROGRAMS = ["docker", "bwrap", "/usr/bin/python3"];
 
-/** Where the sandbox creates a cgroup per job. */
-const CGROUP_ROOT = "/sys/fs/cgroup";
-
 /**
  * The `deno run` / `deno compile` permission flags of one task. Everything may read files (the
  * `.env`, TLS files, the project) and use the network; only `serve` and `collect` may write, and
  * only below `dataDir` (made absolute against `cwd`; a symlinked folder is allowed by both
- * names). `serve` may also write below /sys/fs/cgroup (job cgroups) and start the sandbox
- * programs. Never `--allow-all`.
+ * names). `serve` may also start the sandbox programs; its python does the work on /proc and /sys
+ * that Deno allows only with --allow-all (job cgroups, the database memory watch). Never
+ * `--allow-all`.
  */
 export function permissionFlags(
   task: TaskName,
@@ -27,9 +25,6 @@ export function permissionFlags(
     if (paths.length > 0) flags.push(`--allow-write=${paths.join(",")}`);
   }
   if (task === "serve") {
-    // The sandbox bounds each job as a whole with a cgroup of its own where the host allows it
-    // (README "Sandbox"); a second --allow-write adds to the first.
-    flags.push(`--allow-write=${CGROUP_ROOT}`);
     flags.push("--allow-sys=hostname,osRelease,networkInterfaces");
     flags.push(`--allow-run=${SANDBOX_PROGRAMS.join(",")}`);
   } else {

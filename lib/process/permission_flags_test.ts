@@ -9,7 +9,6 @@ Deno.test("permissionFlags() lets only serve and collect write, and only to DATA
     "--allow-env",
     "--allow-read",
     "--allow-write=/opt/ambient/state",
-    "--allow-write=/sys/fs/cgroup",
     "--allow-sys=hostname,osRelease,networkInterfaces",
     "--allow-run=docker,bwrap,/usr/bin/python3",
   ]);

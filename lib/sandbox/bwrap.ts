@@ -1,4 +1,4 @@
-import { type Cgroups, detectCgroups, type KillTasks } from "./_cgroup.ts";
+import { type Cgroups, detectCgroups } from "./_cgroup.ts";
 import {
   Closer,
   JOB_MAX_PROCESSES,
@@ -36,28 +36,6 @@ const JOIN_CGROUPS = "import os,sys\n" +
   "for p in a[:i]:\n" +
   " f=os.open(p,os.O_WRONLY);os.write(f,str(os.getpid()).encode());os.close(f)\n" +
   "os.execvp(a[i+1],a[i+1:])";
-
-/** SIGKILLs the pids given as arguments, skipping those already gone. */
-const KILL_PIDS = "import os,sys\n" +
-  "for p in sys.argv[1:]:\n" +
-  " try: os.kill(int(p),9)\n" +
-  " except ProcessLookupError: pass";
-
-/**
- * Kills a job's leftover processes through the allowed python: the server's permission set runs
- * only its engines, and may not signal arbitrary pids itself.
- */
-export function pythonKiller(python: string): KillTasks {
-  return async (pids) => {
-    await new Deno.Command(python, {
-      args: ["-I", "-S", "-c", KILL_PIDS, ...pids.map(String)],
-      clearEnv: true,
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).output();
-  };
-}
 
 /**
  * The full bwrap argument list for one job (exported for tests). With `supervise`, the runner's
@@ -173,7 +151,7 @@ export function createBwrapSandbox(
           signal: closing.signal,
           spec: {
             async launch(dirs) {
-              const groups = await (cgroups ??= detectCgroups({ killTasks: pythonKiller(python) }));
+              const groups = await (cgroups ??= detectCgroups({ python }));
               if (!groups) {
                 return {
                   cmd: "bwrap",

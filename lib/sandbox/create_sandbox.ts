@@ -1,7 +1,7 @@
 import { join, resolve } from "node:path";
 import type { ResolvedServeConfig } from "../config/mod.ts";
 import { logger } from "../log/mod.ts";
-import { createBwrapSandbox, pythonKiller } from "./bwrap.ts";
+import { createBwrapSandbox } from "./bwrap.ts";
 import { detectCgroups } from "./_cgroup.ts";
 import { createDockerSandbox } from "./docker.ts";
 import { JobQueue } from "./_run_job.ts";
@@ -65,7 +65,7 @@ export async function createSandbox(
   }
   const bwrapOk = await works("bwrap", ["--ro-bind", "/", "/", "--unshare-all", "true"], env);
   if (bwrapOk && await works(python, ["-c", "import pandas, matplotlib"], env)) {
-    const cgroups = await detectCgroups({ killTasks: pythonKiller(python) });
+    const cgroups = await detectCgroups({ python });
     // Groups of jobs a server killed outright left behind, old enough to be no one's.
     await cgroups?.sweep((2 * config.timeoutS + 60) * 1000);
     // What bounds a job as a whole: see README, "Sandbox".

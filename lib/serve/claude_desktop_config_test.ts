@@ -27,7 +27,6 @@ Deno.test("claudeDesktopConfig() bridges a local URL with mcp-remote and launche
           "--allow-env",
           "--allow-read",
           "--allow-write=/opt/ambient/data",
-          "--allow-write=/sys/fs/cgroup",
           "--allow-sys=hostname,osRelease,networkInterfaces",
           "--allow-run=docker,bwrap,/usr/bin/python3",
           "--config",
@@ -128,7 +127,6 @@ Deno.test("claudeDesktopConfig() names the .env the server read instead of repea
   // One argument per flag: a DATA_DIR with a space stays one argument for Claude Desktop.
   deepEqual(entry.args.filter((a) => a.startsWith("--allow-write")), [
     "--allow-write=/var/lib/ambient sensors",
-    "--allow-write=/sys/fs/cgroup",
   ]);
   ok(!JSON.stringify(c).includes("s3cret"));
   ok(!entry.args.some((a) => a.startsWith("-P") || a === "-A" || a === "--allow-all"));

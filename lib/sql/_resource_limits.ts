@@ -2,6 +2,7 @@
 // and a watch on the database backend's private memory (README "Safe SQL").
 import type { Db, Queryable } from "../db/mod.ts";
 import { logger } from "../log/mod.ts";
+import { MEMORY_WATCH_TOOL } from "./_memory_watch_tool.ts";
 
 const log = logger("sql");
 
@@ -91,72 +92,100 @@ export interface MemoryWatch {
 }
 
 const POLL_MS = 50;
-
-/** `RssAnon` (private memory, without shared buffers) of a local process, in bytes. */
-async function privateBytes(pid: number): Promise<number | undefined> {
-  try {
-    const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    const m = /^RssAnon:\s+(\d+) kB/m.exec(status);
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
+/**
+ * Queries that end sooner are not watched (starting the watcher costs a python start-up); memory
+ * that grows inside one expression takes longer than this to reach hundreds of MB.
+ */
+const WATCH_AFTER_MS = 100;
+/** The python that runs the watcher (the server may run it: it is the bwrap engine's). */
+const HOST_PYTHON = "/usr/bin/python3";
+let pythonMissing = false;
 
 /**
  * Watches the backend of `tx` while a query runs, when that backend is a process on this machine
- * (the database is local and `/proc/<pid>/cmdline` names the connection's own client port): past
- * `maxMemoryMb` of private memory the query is cancelled with `pg_cancel_backend`. PostgreSQL has
- * no per-backend memory limit; values that grow inside one expression (string or JSON doubling)
- * are bounded by nothing else but the timeout. Elsewhere (remote server, container, PGlite) this
- * is a no-op and `work_mem`/`temp_file_limit` are the bounds.
+ * (the database is local and the backend's command line names the connection's own client
+ * port): past `maxMemoryMb` of private memory the query is cancelled with `pg_cancel_backend`.
+ * PostgreSQL has no per-backend memory limit; values that grow inside one expression (string or
+ * JSON doubling) are bounded by nothing else but the timeout. The backend is read by a python
+ * watcher (see `_memory_watch_tool.ts`) started once the query has run `WATCH_AFTER_MS`.
+ * Elsewhere (remote server, container, PGlite, no python) this is a no-op and
+ * `work_mem`/`temp_file_limit` are the bounds.
  */
 export async function watchMemory(
   db: Db,
   tx: Queryable,
   maxMemoryMb: number,
+  opts: { python?: string } = {},
 ): Promise<MemoryWatch> {
   const idle: MemoryWatch = { stop: () => Promise.resolve(false) };
-  if (db.kind !== "postgres" || Deno.build.os !== "linux") return idle;
+  if (db.kind !== "postgres" || Deno.build.os !== "linux" || pythonMissing) return idle;
   const [me] = await tx.sql<{ pid: number; port: number | null }>`
     select pg_backend_pid() as pid, inet_client_port() as port`;
   const pid = Number(me.pid);
-  let cmdline: string;
-  try {
-    cmdline = (await Deno.readTextFile(`/proc/${pid}/cmdline`)).replaceAll("\0", " ");
-  } catch {
-    return idle;
-  }
-  const ours = me.port === null ? /\[local\]/.test(cmdline) : cmdline.includes(`(${me.port})`);
-  if (!/^postgres/.test(cmdline) || !ours) return idle;
   const limit = maxMemoryMb * 1024 * 1024;
   let exceeded = false;
   let stopped = false;
-  let busy: Promise<void> | undefined;
-  const poll = async () => {
+  let watcher: Deno.ChildProcess | undefined;
+  let reading: Promise<void> | undefined;
+  let cancelling: Promise<unknown> | undefined;
+  const start = () => {
     try {
-      const bytes = await privateBytes(pid);
-      if (bytes !== undefined && bytes > limit && !stopped) {
-        exceeded = true;
-        log.warn("SQL-tool query cancelled: database backend memory over the limit", {
-          pid,
-          mb: Math.round(bytes / 1048576),
-          limitMb: maxMemoryMb,
-        });
-        await db.sql`select pg_cancel_backend(${pid})`.catch(() => {});
-      }
-    } finally {
-      busy = undefined;
+      watcher = new Deno.Command(opts.python ?? HOST_PYTHON, {
+        args: [
+          "-I",
+          "-S",
+          "-c",
+          MEMORY_WATCH_TOOL,
+          String(pid),
+          me.port === null ? "local" : String(me.port),
+          String(limit),
+          String(POLL_MS),
+        ],
+        clearEnv: true,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+    } catch (error) {
+      pythonMissing = true;
+      log.warn(
+        "cannot start the database memory watch (needs /usr/bin/python3): QUERY_MAX_MEMORY_MB is not enforced",
+        { error: String(error) },
+      );
+      return;
     }
+    const child = watcher;
+    reading = (async () => {
+      let text = "";
+      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+        text += chunk;
+        const over = /^over (\d+)$/m.exec(text);
+        if (over && !stopped) {
+          exceeded = true;
+          log.warn("SQL-tool query cancelled: database backend memory over the limit", {
+            pid,
+            mb: Math.round(Number(over[1]) / 1048576),
+            limitMb: maxMemoryMb,
+          });
+          cancelling = db.sql`select pg_cancel_backend(${pid})`.catch(() => {});
+        }
+        if (text.length > 1000) break;
+      }
+    })().catch(() => {});
   };
-  const timer = setInterval(() => {
-    if (!busy && !stopped && !exceeded) busy = poll();
-  }, POLL_MS);
+  const timer = setTimeout(start, WATCH_AFTER_MS);
   return {
     async stop() {
       stopped = true;
-      clearInterval(timer);
-      await busy;
+      clearTimeout(timer);
+      try {
+        watcher?.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+      await watcher?.status;
+      await reading;
+      await cancelling;
       return exceeded;
     },
   };
