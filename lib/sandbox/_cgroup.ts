@@ -115,28 +115,37 @@ export async function detectCgroups(
         name,
         ...limits,
       });
+      // The usage is read and the groups removed by one run of the tool when the job ended
+      // normally; a stopped job's groups are only removed.
+      let finished: Promise<GroupUsage> | undefined;
+      let removed: Promise<void> | undefined;
+      const warnLeft = (left: string[]) => {
+        if (left.length > 0) log.warn("cannot remove a sandbox cgroup", { left });
+      };
       return {
         procs,
-        async usage() {
-          const u = await tool<Record<string, number | null>>(python, {
-            op: "usage",
+        usage() {
+          finished ??= tool<Record<string, number | null> & { left: string[] }>(python, {
+            op: "finish",
             ...place,
             name,
+          }).then((u) => {
+            warnLeft(u.left);
+            return {
+              peakMemoryBytes: u.peakMemoryBytes ?? undefined,
+              oomKills: u.oomKills ?? 0,
+              forksRefused: u.forksRefused ?? 0,
+              cpuThrottledPeriods: u.cpuThrottledPeriods ?? undefined,
+            };
           });
-          return {
-            peakMemoryBytes: u.peakMemoryBytes ?? undefined,
-            oomKills: u.oomKills ?? 0,
-            forksRefused: u.forksRefused ?? 0,
-            cpuThrottledPeriods: u.cpuThrottledPeriods ?? undefined,
-          };
+          return finished;
         },
-        async remove() {
-          const { left } = await tool<{ left: string[] }>(python, {
-            op: "remove",
-            ...place,
-            name,
-          });
-          if (left.length > 0) log.warn("cannot remove a sandbox cgroup", { left });
+        remove() {
+          const removeNow = () =>
+            tool<{ left: string[] }>(python, { op: "remove", ...place, name })
+              .then(({ left }) => warnLeft(left));
+          removed ??= finished ? finished.then(() => {}, removeNow) : removeNow();
+          return removed;
         },
       };
     },

@@ -14,7 +14,8 @@
  * - `usage` {mode, parents, name}: prints {peakMemoryBytes, oomKills, forksRefused,
  *   cpuThrottledPeriods}.
  * - `remove` {mode, parents, name}: kills what is left in the groups and removes them (retrying
- *   while exiting processes still hold them, up to 10 s); prints {removed}.
+ *   while exiting processes still hold them, up to 10 s); prints {left: [groups not removed]}.
+ * - `finish` {mode, parents, name}: `usage`, then `remove`; prints both in one object.
  * - `sweep` {mode, parents, minAgeS}: removes empty `ambient-sandbox-*` groups older than that;
  *   prints {removed: [dirs]}.
  * Errors: a message on stderr, exit status 1.
@@ -232,6 +233,9 @@ def main():
         out = usage(spec)
     elif op == "remove":
         out = {"left": remove_dirs(dirs(spec, spec["name"]), spec["mode"])}
+    elif op == "finish":
+        out = usage(spec)
+        out["left"] = remove_dirs(dirs(spec, spec["name"]), spec["mode"])
     elif op == "sweep":
         out = sweep(spec)
     else:
