@@ -97,13 +97,29 @@ Deno.test("deploy/compose.yaml passes docker-compose config", async () => {
   const out = await run({ POSTGRES_PASSWORD: "placeholder", MCP_AUTH_TOKEN: "placeholder-token" });
   const text = new TextDecoder().decode(out.stdout);
   equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  for (
-    const service of ["mosquitto", "db", "collector-1", "collector-2", "monitor", "mcp", "sandbox"]
-  ) {
-    match(text, new RegExp(`^  ${service}:$`, "m"));
-  }
+  const services = [
+    "mosquitto",
+    "db",
+    "collector-1",
+    "collector-2",
+    "monitor-1",
+    "monitor-2",
+    "mcp-1",
+    "mcp-2",
+    "proxy",
+    "sandbox",
+  ];
+  for (const service of services) match(text, new RegExp(`^  ${service}:$`, "m"));
   match(text, /timescale\/timescaledb/);
   equal([...text.matchAll(/MQTT_SHARED_GROUP: collectors/g)].length, 2);
+  // Two of everything: both servers on the same database, each with a DATA_DIR of its own; the
+  // proxy alone is published and balances over both.
+  equal([...text.matchAll(/DATA_DIR: \/var\/lib\/ambient-sensors\/mcp-[12]$/gm)].length, 2);
+  equal([...text.matchAll(/command:\n\s+- monitor$/gm)].length, 2);
+  equal([...text.matchAll(/published: "?8000"?$/gm)].length, 1);
+  const caddy = await Deno.readTextFile(`${ROOT}deploy/caddy/Caddyfile`);
+  match(caddy, /reverse_proxy mcp-1:8000 mcp-2:8000/);
+  match(caddy, /health_uri \/healthz/);
   // No default secrets: without them the file is refused.
   const bare = await run({});
   ok(!bare.success);
