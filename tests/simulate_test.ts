@@ -308,10 +308,16 @@ Deno.test("deno task simulate stops cleanly on SIGTERM: each device says offline
     assertEquals(status.code, 0, log);
     assertEquals(await stdout, "", "logs go to stderr only");
     ok(log.includes("fleet stopped said_offline=2/2"), log);
-    for (const id of ids) {
-      const statuses = rec.messages.filter((m) => m.topic === `devices/${id}/status`);
-      assertEquals(statuses.map((m) => m.text), ["online", "offline"]);
-    }
+    // The broker acknowledged each "offline" before the simulator exited; it reaches the
+    // recording subscriber a moment later.
+    const statusesOf = (id: string) =>
+      rec.messages.filter((m) => m.topic === `devices/${id}/status`).map((m) => m.text);
+    await until(
+      "every device's offline",
+      () => ids.every((id) => statusesOf(id).length >= 2),
+      10_000,
+    );
+    for (const id of ids) assertEquals(statusesOf(id), ["online", "offline"]);
   } finally {
     await clearRetained(broker.url, ids);
   }
