@@ -93,6 +93,15 @@ Deno.test({
           await page.eval(`document.querySelector('[data-range="${range}"]').click()`);
         }
         const chart = await chartFor(page, range);
+        if (range === "24h") {
+          // The server's pick for the first chart, shown in the selectors too.
+          deepEqual(
+            await page.eval(`(() => { const c = document.getElementById("h-chart");
+              return [c.dataset.sensor, c.dataset.metric, document.getElementById("h-sensor").value,
+                document.getElementById("h-metric").value]; })()`),
+            ["1", "co2", "1", "co2"],
+          );
+        }
         const r = await client.callTool({
           name: "get_sensor_history",
           arguments: {
@@ -346,6 +355,16 @@ Deno.test({
       const lib = await send("/dashboard/uplot.js");
       equal(lib.status, 200);
       match(lib.body, /uPlot/);
+      // A reload revalidates it: 304 without a body while it is unchanged.
+      const tag = lib.headers.get("etag");
+      ok(tag, "an ETag");
+      const again = await send("/dashboard/uplot.js", { headers: { "if-none-match": tag } });
+      equal(again.status, 304);
+      equal(again.body, "");
+      equal(
+        (await send("/dashboard/uplot.js", { headers: { "if-none-match": '"x"' } })).status,
+        200,
+      );
     } finally {
       await Deno.remove(tls, { recursive: true });
     }
