@@ -127,6 +127,20 @@
     ctx.restore();
   }
 
+  /**
+   * uPlot draws no line through a bucket whose neighbours are gaps, and points only where they
+   * are sparse: the indices of such lone buckets, so they show as dots (null: uPlot's choice).
+   */
+  function loneBuckets(u, seriesIdx, show) {
+    if (show) return null;
+    const v = u.data[seriesIdx];
+    const out = [];
+    for (let i = 0; i < v.length; i++) {
+      if (v[i] !== null && v[i - 1] == null && v[i + 1] == null) out.push(i);
+    }
+    return out.length ? out : null;
+  }
+
   const charts = new WeakMap();
 
   function observeSize(el, u, height) {
@@ -249,6 +263,7 @@
             width: 2,
             value: fmt,
             spanGaps: false,
+            points: { filter: loneBuckets, size: 5 },
           },
           {
             label: "min",
