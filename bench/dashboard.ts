@@ -135,7 +135,7 @@ export async function run(_args: string[]): Promise<void> {
     const page = await browser.newPage();
     await page.viewport(1280, 900);
     const complete = `document.querySelectorAll("[data-device]").length === ${DEVICES} &&
-      document.querySelectorAll("button.metric .spark canvas").length === ${DEVICES * 5} &&
+      document.querySelectorAll("button.metric .spark svg").length === ${DEVICES * 5} &&
       document.querySelector("#h-chart canvas") !== null`;
     const marks: string[] = [];
     const loads: string[] = [];

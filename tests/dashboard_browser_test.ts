@@ -78,12 +78,17 @@ Deno.test({
     // bedroom-2's recovery from the seed, unless the monitor has already seen it fall silent.
     match(text, /Bedroom (is back online|went silent)/);
     match(text, /BMP280 read failed/);
-    // Sparklines: a canvas per metric with data in the last 24 h.
+    // Sparklines: an SVG per metric with data in the last 24 h, its line drawn.
     await page.waitFor(
-      `document.querySelectorAll('button.metric[data-sensor="1"] .spark canvas').length === 3`,
+      `document.querySelectorAll('button.metric[data-sensor="1"] .spark svg').length === 3`,
       20_000,
       "living-1 sparklines",
     );
+    const sparkLine = await page.eval<string>(
+      `document.querySelector('button.metric[data-sensor="1"][data-metric="co2"] .spark path.line')
+        .getAttribute("d")`,
+    );
+    match(sparkLine, /^M[\d.]+ [\d.]+(L[\d.]+ [\d.]+)+/, "a line through the hours with readings");
 
     // History: the default chart is living-1's CO2 over 24 h; its points are get_sensor_history's.
     const client = await mcpClient(server.base);

@@ -207,17 +207,9 @@
   function drawSparks() {
     if (!state.sparks) return;
     const end = Date.parse(state.overview?.now ?? new Date().toISOString()) / 1000;
-    const colors = C.sparkColors();
-    // Read every box's width before drawing any (one layout pass), then draw.
-    const jobs = [...document.querySelectorAll("button.metric")].map((b) => {
+    for (const b of document.querySelectorAll("button.metric")) {
       const box = b.querySelector(".spark");
-      return {
-        box,
-        width: box.clientWidth,
-        line: state.sparks.sensors[b.dataset.sensor]?.[b.dataset.metric],
-      };
-    });
-    for (const { box, width, line } of jobs) {
+      const line = state.sparks.sensors[b.dataset.sensor]?.[b.dataset.metric];
       if (!line || !line.t.length) {
         C.clear(box);
         continue;
@@ -226,8 +218,6 @@
         bucketSeconds: line.b,
         start: end - DAY_S - HOUR_S,
         end,
-        width,
-        colors,
       });
     }
     performance.mark("ambient:sparklines");
@@ -340,6 +330,7 @@
         pick ? { range } : { sensor_id: String(sensorId), metric, range },
       );
       const h = await getJson(`/dashboard/api/history?${q}`);
+      performance.mark("ambient:history-response");
       if (pick) {
         if (state.sel.sensorId !== null || state.sel.range !== range) return;
         state.sel.sensorId = h.sensor.sensor_id;
@@ -437,7 +428,6 @@
   }
   // Chart colours come from the stylesheet when drawn: redraw when the theme changes.
   matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
-    drawSparks();
     if (state.history) C.historyChart($("h-chart"), state.history);
   });
   loadHistory();
