@@ -78,12 +78,17 @@ Deno.test({
     // bedroom-2's recovery from the seed, unless the monitor has already seen it fall silent.
     match(text, /Bedroom (is back online|went silent)/);
     match(text, /BMP280 read failed/);
-    // Sparklines: a canvas per metric with data in the last 24 h.
+    // Sparklines: an SVG per metric with data in the last 24 h, its line drawn.
     await page.waitFor(
-      `document.querySelectorAll('button.metric[data-sensor="1"] .spark canvas').length === 3`,
+      `document.querySelectorAll('button.metric[data-sensor="1"] .spark svg').length === 3`,
       20_000,
       "living-1 sparklines",
     );
+    const sparkLine = await page.eval<string>(
+      `document.querySelector('button.metric[data-sensor="1"][data-metric="co2"] .spark path.line')
+        .getAttribute("d")`,
+    );
+    match(sparkLine, /^M[\d.]+ [\d.]+(L[\d.]+ [\d.]+)+/, "a line through the hours with readings");
 
     // History: the default chart is living-1's CO2 over 24 h; its points are get_sensor_history's.
     const client = await mcpClient(server.base);
@@ -93,6 +98,15 @@ Deno.test({
           await page.eval(`document.querySelector('[data-range="${range}"]').click()`);
         }
         const chart = await chartFor(page, range);
+        if (range === "24h") {
+          // The server's pick for the first chart, shown in the selectors too.
+          deepEqual(
+            await page.eval(`(() => { const c = document.getElementById("h-chart");
+              return [c.dataset.sensor, c.dataset.metric, document.getElementById("h-sensor").value,
+                document.getElementById("h-metric").value]; })()`),
+            ["1", "co2", "1", "co2"],
+          );
+        }
         const r = await client.callTool({
           name: "get_sensor_history",
           arguments: {
@@ -346,6 +360,16 @@ Deno.test({
       const lib = await send("/dashboard/uplot.js");
       equal(lib.status, 200);
       match(lib.body, /uPlot/);
+      // A reload revalidates it: 304 without a body while it is unchanged.
+      const tag = lib.headers.get("etag");
+      ok(tag, "an ETag");
+      const again = await send("/dashboard/uplot.js", { headers: { "if-none-match": tag } });
+      equal(again.status, 304);
+      equal(again.body, "");
+      equal(
+        (await send("/dashboard/uplot.js", { headers: { "if-none-match": '"x"' } })).status,
+        200,
+      );
     } finally {
       await Deno.remove(tls, { recursive: true });
     }

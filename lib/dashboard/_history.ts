@@ -1,5 +1,5 @@
 import type { Db } from "../db/mod.ts";
-import { type SensorHistory, sensorHistory } from "../readings/mod.ts";
+import { loadCatalog, type SensorHistory, sensorHistory, sensorMetrics } from "../readings/mod.ts";
 
 /** The ranges the history view offers, in milliseconds. */
 export const RANGES: Record<string, number> = {
@@ -73,4 +73,22 @@ export async function loadHistory(
     maxPoints: opts.maxPoints ?? HISTORY_MAX_POINTS,
     timeoutMs: opts.timeoutMs,
   });
+}
+
+/**
+ * The series the history view opens with: the CO2 of the first sensor (by device id) whose device
+ * has not said it is offline, else the first metric of the first sensor that has one; undefined
+ * when no sensor has a metric yet. The page asks for it together with the overview.
+ */
+export async function defaultSeries(
+  db: Db,
+): Promise<{ sensorId: number; metric: string } | undefined> {
+  const catalog = await loadCatalog(db);
+  const withMetrics = catalog.sensors
+    .map((s) => ({ s, metrics: sensorMetrics(catalog, s) }))
+    .filter((x) => x.metrics.length > 0);
+  const co2 = withMetrics.find((x) => x.s.deviceStatus !== "offline" && x.metrics.includes("co2"));
+  const first = co2 ?? withMetrics[0];
+  if (!first) return undefined;
+  return { sensorId: first.s.sensorId, metric: co2 ? "co2" : first.metrics[0] };
 }

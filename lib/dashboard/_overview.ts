@@ -64,6 +64,8 @@ export async function loadOverview(db: Db, opts: OverviewOptions) {
   const events: OverviewEvent[] = [];
   for (const d of devices) {
     if (!d.alert || d.alert.since.getTime() < since.getTime()) continue;
+    // The monitor's first sight of a device (online, nothing sent or owed) is no recovery.
+    if (d.alert.state === "online" && !d.alert.notifiedAt && !d.alert.pending) continue;
     const label = d.name ?? d.deviceId;
     const text = d.alert.state === "online"
       ? `${label} is back online`

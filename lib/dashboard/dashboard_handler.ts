@@ -3,7 +3,7 @@ import type { Db } from "../db/mod.ts";
 import { logger } from "../log/mod.ts";
 import { ReadingsError } from "../readings/mod.ts";
 import { chartAssets } from "./chart_assets.ts";
-import { historyJson, loadHistory } from "./_history.ts";
+import { defaultSeries, historyJson, loadHistory } from "./_history.ts";
 import { loginPage } from "./_login_page.ts";
 import { loadOverview } from "./_overview.ts";
 import { readCookie, SESSION_COOKIE, SESSION_TTL_S, SessionSigner } from "./_session.ts";
@@ -121,8 +121,15 @@ export function createDashboardHandler(opts: DashboardOptions): DashboardRoutes 
       return json(200, { sensors: await sparklines.get(now) });
     }
     if (url.pathname === "/dashboard/api/history") {
-      const id = url.searchParams.get("sensor_id") ?? "";
-      const metric = url.searchParams.get("metric") ?? "";
+      let id = url.searchParams.get("sensor_id") ?? "";
+      let metric = url.searchParams.get("metric") ?? "";
+      if (id === "" && metric === "") {
+        // The page's first chart: the server picks the series (see defaultSeries).
+        const pick = await defaultSeries(db);
+        if (!pick) return json(404, { error: "No sensor has readings yet" });
+        id = String(pick.sensorId);
+        metric = pick.metric;
+      }
       if (!/^\d{1,9}$/.test(id)) return json(400, { error: "sensor_id must be a number" });
       if (!/^[A-Za-z0-9_.-]{1,63}$/.test(metric)) {
         return json(400, { error: "metric must be a metric name, e.g. co2" });
@@ -163,14 +170,15 @@ export function createDashboardHandler(opts: DashboardOptions): DashboardRoutes 
     if (req.method !== "GET" && req.method !== "HEAD") {
       return json(405, { error: "Method not allowed" });
     }
-    const asset = ASSETS[path];
+    const asset = Object.hasOwn(ASSETS, path) ? ASSETS[path] : undefined;
     if (asset) {
       // Code and styles only, the same for everyone: no session needed (the login page uses them).
+      // Revalidated on every load (no-cache) by ETag: a reload costs a 304 per file, not 60 KB.
       const text = (await chartAssets())[asset.key];
-      return respond(200, req.method === "HEAD" ? null : text, {
-        "content-type": asset.type,
-        "cache-control": "no-cache",
-      });
+      const tag = await etag(text);
+      const headers = { "content-type": asset.type, "cache-control": "no-cache", etag: tag };
+      if (matchesTag(req.headers.get("if-none-match"), tag)) return respond(304, null, headers);
+      return respond(200, req.method === "HEAD" ? null : text, headers);
     }
     const ok = await signedIn(req);
     if (path === "/") {
@@ -192,6 +200,24 @@ export function createDashboardHandler(opts: DashboardOptions): DashboardRoutes 
       return json(500, { error: "Internal server error" });
     });
   };
+}
+
+const etags = new Map<string, string>();
+
+/** A strong ETag for an asset's text (its SHA-256, cut), computed once per text. */
+async function etag(text: string): Promise<string> {
+  let tag = etags.get(text);
+  if (!tag) {
+    const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+    tag = `"${btoa(String.fromCharCode(...new Uint8Array(hash).slice(0, 18)))}"`;
+    etags.set(text, tag);
+  }
+  return tag;
+}
+
+function matchesTag(header: string | null, tag: string): boolean {
+  if (!header || header.length > 1024) return false;
+  return header.split(",").some((t) => t.trim().replace(/^W\//, "") === tag || t.trim() === "*");
 }
 
 function html(

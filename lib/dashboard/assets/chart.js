@@ -127,6 +127,20 @@
     ctx.restore();
   }
 
+  /**
+   * uPlot draws no line through a bucket whose neighbours are gaps, and points only where they
+   * are sparse: the indices of such lone buckets, so they show as dots (null: uPlot's choice).
+   */
+  function loneBuckets(u, seriesIdx, show) {
+    if (show) return null;
+    const v = u.data[seriesIdx];
+    const out = [];
+    for (let i = 0; i < v.length; i++) {
+      if (v[i] !== null && v[i - 1] == null && v[i + 1] == null) out.push(i);
+    }
+    return out.length ? out : null;
+  }
+
   const charts = new WeakMap();
 
   function observeSize(el, u, height) {
@@ -149,61 +163,36 @@
     el.replaceChildren();
   }
 
-  /** The sparkline colours of the current theme. */
-  function sparkColors() {
-    return {
-      stroke: cssVar("--accent", "#2563eb"),
-      fill: cssVar("--accent-soft", "rgba(37,99,235,.12)"),
-    };
-  }
+  /** Sparkline drawing box: stretched to the element's size, strokes kept at screen width. */
+  const SPARK_W = 1000, SPARK_H = 100;
 
   /**
-   * A small line chart without axes of one metric's last 24 h (`t` unix seconds, `v` averages),
-   * broken where buckets are missing. Drawn straight onto a canvas: a page of 50 devices has 250
-   * of them, and a full chart each would cost a second of drawing.
+   * The SVG markup of a small line chart without axes of one metric's last 24 h (`t` unix
+   * seconds, `v` averages) between `opts.start` and `opts.end`, broken where buckets are missing
+   * (a lone bucket is a dot), filled below. Markup, not a canvas: a page of 50 devices has 250 of
+   * them, and SVG needs no canvas per sparkline, no width read before drawing, no redraw when
+   * the box resizes or the theme changes (colours come from the stylesheet).
    */
-  function sparkline(el, t, v, opts) {
-    clear(el);
-    const [gt, gv] = withGaps(t, v, (opts.bucketSeconds ?? 900) * 1.5);
-    // Width and colours may come from the caller, read once for many sparklines: reading them
-    // between drawings forces a style and layout pass each time.
-    const w = Math.max(40, Math.floor(opts.width ?? el.clientWidth)), h = opts.height ?? 36;
-    const colors = opts.colors ?? sparkColors();
-    const ratio = globalThis.devicePixelRatio || 1;
-    const canvas = document.createElement("canvas");
-    canvas.width = w * ratio;
-    canvas.height = h * ratio;
-    canvas.style.width = `${w}px`;
-    canvas.style.height = `${h}px`;
-    el.append(canvas);
-    const vals = gv.filter((x) => x !== null);
-    if (!vals.length) return canvas;
-    const lo = Math.min(...vals), hi = Math.max(...vals);
+  function sparklineSvg(t, v, opts) {
+    const [gt, gv] = withGaps(t, v, (opts.bucketSeconds ?? 3600) * 1.5);
+    let lo = Infinity, hi = -Infinity;
+    for (const x of gv) {
+      if (x === null) continue;
+      if (x < lo) lo = x;
+      if (x > hi) hi = x;
+    }
     const t0 = opts.start ?? gt[0], t1 = opts.end ?? gt[gt.length - 1];
-    const x = (s) => t1 > t0 ? ((s - t0) / (t1 - t0)) * (w - 2) + 1 : w / 2;
-    const y = (s) => hi > lo ? (1 - (s - lo) / (hi - lo)) * (h - 4) + 2 : h / 2;
-    const ctx = canvas.getContext("2d");
-    ctx.scale(ratio, ratio);
-    ctx.lineWidth = 1.5;
-    ctx.lineJoin = "round";
-    ctx.strokeStyle = colors.stroke;
-    ctx.fillStyle = colors.fill;
-    // One run per stretch without gaps: filled below, stroked on top; a lone bucket is a dot.
-    let run = [];
+    const x = (s) => (t1 > t0 ? ((s - t0) / (t1 - t0)) * SPARK_W : SPARK_W / 2).toFixed(1);
+    const y = (s) =>
+      (hi > lo ? (1 - (s - lo) / (hi - lo)) * (SPARK_H - 10) + 5 : SPARK_H / 2)
+        .toFixed(1);
+    let line = "", area = "", dots = "", run = [];
     const flush = () => {
-      if (run.length === 1) {
-        ctx.beginPath();
-        ctx.arc(x(run[0][0]), y(run[0][1]), 1.5, 0, 2 * Math.PI);
-        ctx.fill();
-        ctx.stroke();
-      } else if (run.length > 1) {
-        ctx.beginPath();
-        run.forEach(([a, b], i) => (i ? ctx.lineTo(x(a), y(b)) : ctx.moveTo(x(a), y(b))));
-        ctx.stroke();
-        ctx.lineTo(x(run[run.length - 1][0]), h);
-        ctx.lineTo(x(run[0][0]), h);
-        ctx.closePath();
-        ctx.fill();
+      if (run.length === 1) dots += `M${x(run[0][0])} ${y(run[0][1])}h0`;
+      else if (run.length > 1) {
+        const d = run.map(([a, b], i) => `${i ? "L" : "M"}${x(a)} ${y(b)}`).join("");
+        line += d;
+        area += `${d}L${x(run[run.length - 1][0])} ${SPARK_H}L${x(run[0][0])} ${SPARK_H}Z`;
       }
       run = [];
     };
@@ -212,7 +201,16 @@
       else run.push([gt[i], gv[i]]);
     }
     flush();
-    return canvas;
+    return `<svg viewBox="0 0 ${SPARK_W} ${SPARK_H}" preserveAspectRatio="none" ` +
+      `focusable="false"><path class="area" d="${area}"/><path class="line" d="${line}"/>` +
+      `<path class="dot" d="${dots}"/></svg>`;
+  }
+
+  /** Draws a sparkline (see `sparklineSvg`) into `el`. */
+  function sparkline(el, t, v, opts = {}) {
+    clear(el);
+    el.innerHTML = sparklineSvg(t, v, opts);
+    return el.firstChild;
   }
 
   /**
@@ -249,6 +247,7 @@
             width: 2,
             value: fmt,
             spanGaps: false,
+            points: { filter: loneBuckets, size: 5 },
           },
           {
             label: "min",
@@ -311,7 +310,7 @@
     formatAge,
     alignBuckets,
     sparkline,
-    sparkColors,
+    sparklineSvg,
     historyChart,
     describeHistory,
     clear,

@@ -8,6 +8,7 @@
   const POLL_MS = 5000;
   const SPARK_MS = 60000;
   const DAY_S = 86400;
+  const HOUR_S = 3600;
   const $ = (id) => document.getElementById(id);
   const state = {
     overview: null,
@@ -15,6 +16,8 @@
     structure: "",
     sel: { sensorId: null, metric: null, range: "24h" },
     historyAt: 0,
+    /** The first chart's request (the server picks the sensor) is under way. */
+    picking: false,
     history: null,
     failures: 0,
   };
@@ -41,7 +44,9 @@
       throw new Error("signed out");
     }
     const body = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error(body.error ?? `HTTP ${r.status}`);
+    if (!r.ok) {
+      throw Object.assign(new Error(body.error ?? `HTTP ${r.status}`), { status: r.status });
+    }
     return body;
   }
 
@@ -202,27 +207,17 @@
   function drawSparks() {
     if (!state.sparks) return;
     const end = Date.parse(state.overview?.now ?? new Date().toISOString()) / 1000;
-    const colors = C.sparkColors();
-    // Read every box's width before drawing any (one layout pass), then draw.
-    const jobs = [...document.querySelectorAll("button.metric")].map((b) => {
+    for (const b of document.querySelectorAll("button.metric")) {
       const box = b.querySelector(".spark");
-      return {
-        box,
-        width: box.clientWidth,
-        line: state.sparks.sensors[b.dataset.sensor]?.[b.dataset.metric],
-      };
-    });
-    for (const { box, width, line } of jobs) {
+      const line = state.sparks.sensors[b.dataset.sensor]?.[b.dataset.metric];
       if (!line || !line.t.length) {
         C.clear(box);
         continue;
       }
       C.sparkline(box, line.t, line.v, {
         bucketSeconds: line.b,
-        start: end - DAY_S,
+        start: end - DAY_S - HOUR_S,
         end,
-        width,
-        colors,
       });
     }
     performance.mark("ambient:sparklines");
@@ -289,7 +284,7 @@
   function fillSelectors(o) {
     const sel = state.sel;
     const all = sensorsOf(o);
-    if (!all.length) return;
+    if (!all.length || (sel.sensorId === null && state.picking)) return;
     if (!all.some(({ s }) => s.sensor_id === sel.sensorId)) {
       const co2 = all.find(({ d, s }) =>
         d.health !== "offline" && s.readings.some((r) =>
@@ -319,33 +314,50 @@
     );
   }
 
+  // The first chart is the server's pick (sensor_id and metric left out), requested at once
+  // with the overview rather than after it: the page is complete one round trip sooner.
   async function loadHistory() {
     const { sensorId, metric, range } = state.sel;
-    if (sensorId === null || !metric) return;
+    const pick = sensorId === null;
+    if (pick && state.picking) return;
+    state.picking = pick;
     state.historyAt = Date.now();
     performance.mark("ambient:history-request");
     const box = $("h-chart");
     box.setAttribute("aria-busy", "true");
     try {
-      const q = new URLSearchParams({ sensor_id: String(sensorId), metric, range });
+      const q = new URLSearchParams(
+        pick ? { range } : { sensor_id: String(sensorId), metric, range },
+      );
       const h = await getJson(`/dashboard/api/history?${q}`);
-      if (
+      performance.mark("ambient:history-response");
+      if (pick) {
+        if (state.sel.sensorId !== null || state.sel.range !== range) return;
+        state.sel.sensorId = h.sensor.sensor_id;
+        state.sel.metric = h.metric;
+        if (state.overview) fillSelectors(state.overview);
+      } else if (
         state.sel.sensorId !== sensorId || state.sel.metric !== metric || state.sel.range !== range
       ) return;
       state.history = h;
       C.historyChart(box, h);
       performance.mark("ambient:history");
       box.dataset.range = range;
-      box.dataset.sensor = String(sensorId);
-      box.dataset.metric = metric;
+      box.dataset.sensor = String(h.sensor.sensor_id);
+      box.dataset.metric = h.metric;
       box.setAttribute(
         "aria-label",
-        `${C.metricLabel(metric)} of ${h.sensor.device_name ?? h.sensor.device_id}, last ${range}`,
+        `${C.metricLabel(h.metric)} of ${
+          h.sensor.device_name ?? h.sensor.device_id
+        }, last ${range}`,
       );
       $("h-info").textContent = C.describeHistory(h);
     } catch (error) {
-      $("h-info").textContent = `Could not load the history: ${error.message}`;
+      $("h-info").textContent = pick && error.status === 404
+        ? "No readings yet: the chart appears with the first one."
+        : `Could not load the history: ${error.message}`;
     } finally {
+      if (pick) state.picking = false;
       box.removeAttribute("aria-busy");
     }
   }
@@ -366,11 +378,11 @@
       const key = structureKey(o);
       if (key !== state.structure) {
         state.structure = key;
+        fillSelectors(o);
+        if (!state.historyAt || (state.sel.sensorId === null && !state.picking)) loadHistory();
         buildRooms(o);
         performance.mark("ambient:rooms");
-        fillSelectors(o);
         drawSparks();
-        if (!state.historyAt) loadHistory();
       }
       updateRooms(o);
       updateEvents(o);
@@ -416,9 +428,9 @@
   }
   // Chart colours come from the stylesheet when drawn: redraw when the theme changes.
   matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
-    drawSparks();
     if (state.history) C.historyChart($("h-chart"), state.history);
   });
+  loadHistory();
   poll();
   pollSparks();
 })();
