@@ -7,6 +7,7 @@ import { MqttIntake } from "./_mqtt_intake.ts";
 import { Stats } from "./_stats.ts";
 import { WriteLoop } from "./_write_loop.ts";
 import { createBatchWriter } from "./batch_writer.ts";
+import { recordAtFault, writeIsolating } from "./_isolate.ts";
 import { Journal } from "./journal.ts";
 import { startRetention } from "../readings/start_retention.ts";
 import type { BatchWriter } from "./types.ts";
@@ -103,7 +104,17 @@ export async function startCollector(
   }
   const retryMaxMs = opts.retryMaxMs ?? 30_000;
   const stopTimeoutMs = opts.stopTimeoutMs ?? 30_000;
-  const writer = opts.writer ?? createBatchWriter(db, { layouts: config.layouts });
+  // A writer passed in gets the same isolation of refused records as the collector's own.
+  const custom = opts.writer;
+  const writer: BatchWriter = custom
+    ? {
+      write: (batch) =>
+        writeIsolating(batch, {
+          write: (b) => custom.write(b),
+          atFault: recordAtFault(db, opts.probeTimeoutMs ?? 5000),
+        }),
+    }
+    : createBatchWriter(db, { layouts: config.layouts });
   const journal = await openJournal(opts.journalDir ?? join(config.dataDir, "journal"), config);
 
   if (journal.pendingBytes > 0) {
