@@ -21,7 +21,7 @@ import mqtt from "mqtt";
 import postgres from "postgres";
 import { loadCollectorConfig, type StorageLayout } from "../lib/config/mod.ts";
 import { type Db, ident, loadMigrations, migrate, openDb } from "../lib/db/mod.ts";
-import { createBatchWriter, decodeMessage } from "../lib/ingest/mod.ts";
+import { createBatchWriter, decodeMessage, DEFAULT_BATCH_SIZE } from "../lib/ingest/mod.ts";
 import { startEmbeddedBroker } from "../lib/mqtt/mod.ts";
 import type { CollectorJob, CollectorReport } from "./_ingest_collector.ts";
 import { benchMessage, type PublishJob } from "./_ingest_publisher.ts";
@@ -208,7 +208,7 @@ export async function run(args: string[]): Promise<void> {
         `without MQTT, rate extrapolated): ${fmt(naiveRate)}`,
     );
 
-    // 3. The batch writer alone: decoded messages in batches of 5000, no MQTT, no journal; the
+    // 3. The batch writer alone: decoded messages in the collector's batches, no MQTT or journal; the
     // rollups kept by the insert statement, by the tables' triggers (as before), or not at all.
     // Alternating rounds, so that a change of the machine's load hits every variant alike.
     const writerRates: Record<WriterVariant, number[]> = { statement: [], trigger: [], none: [] };
@@ -218,7 +218,7 @@ export async function run(args: string[]): Promise<void> {
         const ms = await writerAlone(
           target.db,
           job(`w${round}${variant[0]}`, "devices", half),
-          { layouts: o.layouts, variant },
+          { layouts: o.layouts, variant, batch: DEFAULT_BATCH_SIZE },
         );
         writerRates[variant].push(rate(half, ms));
       }
@@ -230,7 +230,8 @@ export async function run(args: string[]): Promise<void> {
       none: mean(writerRates.none),
     };
     console.log(
-      `batch writer alone (batches of 5,000 decoded messages, no MQTT): ` +
+      `batch writer alone (batches of ${DEFAULT_BATCH_SIZE.toLocaleString("en-US")} decoded ` +
+        `messages, no MQTT): ` +
         `${fmt(writer.statement)} with the rollups kept by the insert statement, ` +
         `${fmt(writer.trigger)} with the rollup triggers instead, ${fmt(writer.none)} without ` +
         `rollups`,
@@ -242,8 +243,8 @@ export async function run(args: string[]): Promise<void> {
       const ms = await stagingWriter(target.url, o, baseSec + 7 * 86_400);
       stagingRate = rate(o.n, ms);
       console.log(
-        `COPY into a staging table + INSERT … SELECT … ON CONFLICT DO NOTHING (same rows, ` +
-          `5,000 messages per transaction, without rollups): ${fmt(stagingRate)}`,
+        `COPY into a staging table + INSERT … SELECT … ON CONFLICT DO NOTHING (same rows and ` +
+          `batches, without rollups): ${fmt(stagingRate)}`,
       );
     }
 
@@ -359,7 +360,7 @@ type WriterVariant = "statement" | "trigger" | "none";
 async function writerAlone(
   db: Db,
   job: PublishJob,
-  opts: { layouts: StorageLayout[]; variant: WriterVariant },
+  opts: { layouts: StorageLayout[]; variant: WriterVariant; batch: number },
 ): Promise<number> {
   const enc = new TextEncoder();
   const decoded = [];
@@ -376,7 +377,9 @@ async function writerAlone(
       rollupsInStatement: opts.variant === "statement",
     });
     const start = performance.now();
-    for (let i = 0; i < decoded.length; i += 5000) await writer.write(decoded.slice(i, i + 5000));
+    for (let i = 0; i < decoded.length; i += opts.batch) {
+      await writer.write(decoded.slice(i, i + opts.batch));
+    }
     return performance.now() - start;
   } finally {
     if (opts.variant === "none") await setRollupTriggers(db, true);
@@ -391,7 +394,7 @@ async function setRollupTriggers(db: Db, on: boolean): Promise<void> {
 }
 
 /**
- * The write path the collector does not take, measured for comparison: per 5,000 messages, one
+ * The write path the collector does not take, measured for comparison: per batch, one
  * transaction that COPYs the rows into temporary staging tables and merges them into the
  * measurement tables with INSERT … SELECT … ON CONFLICT DO NOTHING (rollup triggers disabled, as
  * in the batch writer's round without rollups).
@@ -406,7 +409,7 @@ async function stagingWriter(url: string, o: Options, baseSec: number): Promise<
       select min(sensor_id)::int as id from sensors where device_id like 'copy-%'`;
     const offset = id === null ? await copySensors(sql, o) : id - 1;
     const start = performance.now();
-    const chunks = [...o.layouts].map((l) => copyText(o, baseSec, l, 5000, offset));
+    const chunks = [...o.layouts].map((l) => copyText(o, baseSec, l, DEFAULT_BATCH_SIZE, offset));
     for (;;) {
       const parts = chunks.map((g) => g.next());
       if (parts.some((p) => p.done)) break;
