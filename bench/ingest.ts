@@ -209,9 +209,8 @@ export async function run(args: string[]): Promise<void> {
     );
 
     // 3. The batch writer alone: decoded messages in the collector's batches, no MQTT or journal; the
-    // rollups kept by the insert statement, by the tables' triggers (as before), or not at all.
-    // Alternating rounds, so that a change of the machine's load hits every variant alike.
-    const writerRates: Record<WriterVariant, number[]> = { statement: [], trigger: [], none: [] };
+    // rollup triggers, or with them disabled. Alternating rounds, so that a change of the machine's load hits every variant alike.
+    const writerRates: Record<WriterVariant, number[]> = { rollups: [], none: [] };
     const half = Math.max(1, Math.floor(o.n / 2));
     for (let round = 0; round < 2; round++) {
       for (const variant of Object.keys(writerRates) as WriterVariant[]) {
@@ -224,16 +223,11 @@ export async function run(args: string[]): Promise<void> {
       }
     }
     const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-    const writer = {
-      statement: mean(writerRates.statement),
-      trigger: mean(writerRates.trigger),
-      none: mean(writerRates.none),
-    };
+    const writer = { rollups: mean(writerRates.rollups), none: mean(writerRates.none) };
     console.log(
       `batch writer alone (batches of ${DEFAULT_BATCH_SIZE.toLocaleString("en-US")} decoded ` +
         `messages, no MQTT): ` +
-        `${fmt(writer.statement)} with the rollups kept by the insert statement, ` +
-        `${fmt(writer.trigger)} with the rollup triggers instead, ${fmt(writer.none)} without ` +
+        `${fmt(writer.rollups)} with the rollups, ${fmt(writer.none)} without ` +
         `rollups`,
     );
 
@@ -331,8 +325,7 @@ export async function run(args: string[]): Promise<void> {
     );
     console.log(
       `rollup cost: collector end to end ${slower(collectorRate, bareRate)} slower with the ` +
-        `rollups (target ≤ 15%); batch writer ${slower(writer.statement, writer.none)} slower ` +
-        `(rollup triggers instead: ${slower(writer.trigger, writer.none)})`,
+        `rollups (target ≤ 15%); batch writer ${slower(writer.rollups, writer.none)} slower`,
     );
     console.log(
       `collector RSS: peak ${Math.round(Math.max(c.peakRss, d.peakRss) / MB)} MB ` +
@@ -350,12 +343,11 @@ export async function run(args: string[]): Promise<void> {
 }
 
 /** How the batch writer alone keeps the rollups. */
-type WriterVariant = "statement" | "trigger" | "none";
+type WriterVariant = "rollups" | "none";
 
 /**
- * Writes `job`'s messages with the collector's batch writer, 5000 at a time: the rollups kept by
- * the insert statement (the collector's way), by the rollup triggers, or not at all (triggers
- * disabled for the round).
+ * Writes `job`'s messages with the collector's batch writer, `batch` at a time, with the rollup
+ * triggers or without them (disabled for the round).
  */
 async function writerAlone(
   db: Db,
@@ -372,10 +364,7 @@ async function writerAlone(
   }
   if (opts.variant === "none") await setRollupTriggers(db, false);
   try {
-    const writer = createBatchWriter(db, {
-      layouts: opts.layouts,
-      rollupsInStatement: opts.variant === "statement",
-    });
+    const writer = createBatchWriter(db, { layouts: opts.layouts });
     const start = performance.now();
     for (let i = 0; i < decoded.length; i += opts.batch) {
       await writer.write(decoded.slice(i, i + opts.batch));

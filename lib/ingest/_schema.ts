@@ -67,7 +67,6 @@ export class SchemaCache {
   #db: Db;
   #opts: SchemaOptions;
   #types = new Map<string, TypeState>();
-  #changes = 0;
 
   constructor(db: Db, opts: SchemaOptions) {
     this.#db = db;
@@ -104,7 +103,6 @@ export class SchemaCache {
       try {
         const staged = await this.#db.transaction((tx) => this.#change(tx, pending));
         for (const [type, state] of staged) this.#types.set(type, state);
-        this.#changes++;
         return;
       } catch (err) {
         // Schema changes made outside the lock (a migration, a person) can still collide.
@@ -121,12 +119,6 @@ export class SchemaCache {
   /** Drops everything cached (after an error: a table may have changed behind our back). */
   forget(): void {
     this.#types.clear();
-    this.#changes++;
-  }
-
-  /** Grows whenever the cached state changes (a table or column created, or `forget()`). */
-  get changes(): number {
-    return this.#changes;
   }
 
   async #change(tx: Queryable, pending: [string, Wanted][]): Promise<Map<string, TypeState>> {

@@ -204,9 +204,8 @@ export interface Conflict {
 export async function insertReadings(
   tx: Queryable,
   rows: Row[],
-  layouts: { columnar: boolean; flexible: boolean; rollups?: ReadonlySet<string> },
+  layouts: { columnar: boolean; flexible: boolean },
 ): Promise<Conflict[]> {
-  const rollups = layouts.rollups ?? new Set<string>();
   const conflicts: Conflict[] = [];
   const byType = new Map<string, Row[]>();
   for (const r of rows) {
@@ -249,28 +248,11 @@ export async function insertReadings(
       for (const v of values) q.text(", ").param(v).text("::float8[]");
       return q.text(")");
     };
-    const rollColumnar = layouts.columnar && rollups.has(`${type}_measurements`);
-    const rollFlexible = layouts.flexible && rollups.has("measurements");
-    const kept = [
-      ...(rollColumnar ? [`${type}_measurements`] : []),
-      ...(rollFlexible ? ["measurements"] : []),
-    ];
     const q = unnest(new Statement().text("with u as (select * from "));
     q.text(" as u (time, sensor_id, ").param(cols).text("))");
-    if (rollups.size > 0) {
-      // The rollup triggers of these tables stand aside: this statement keeps their rollups
-      // (0008_rollups_in_statement.sql), and no others. Set before the triggers fire, at the
-      // statement's end.
-      q.text(", k as (select set_config('ambient.rollups_kept', ").param(kept.join(","))
-        .text(", true) as k)");
-    }
     if (layouts.columnar) {
       q.text(", c as (insert into ").param(table).text(" (time, sensor_id, ").param(cols)
-        .text(") select * from u");
-      if (rollColumnar) retentionFilter(q, `${type}_measurements`, "where");
-      q.text(" on conflict do nothing returning ");
-      if (rollColumnar) q.text("time, sensor_id, ").param(cols).text(")");
-      else q.text("1)");
+        .text(") select * from u on conflict do nothing returning 1)");
     }
     if (layouts.flexible) {
       q.text(
@@ -280,31 +262,13 @@ export async function insertReadings(
       metrics.forEach((m, i) => {
         q.text(i === 0 ? "(" : ", (").param(m).text("::text, u.").param(cols[i]).text(")");
       });
-      q.text(") as m (metric_type, value) where m.value is not null");
-      if (rollFlexible) retentionFilter(q, "measurements", "and");
-      q.text(" on conflict do nothing returning ");
-      q.text(rollFlexible ? "time, sensor_id, metric_type, value)" : "1)");
-    }
-    if (rollColumnar || rollFlexible) {
-      q.text(", v as (");
-      if (rollColumnar) {
-        q.text("select c.sensor_id, x.metric, 'columnar'::text as layout, c.time, x.v from c ")
-          .text("cross join lateral (values ");
-        metrics.forEach((m, i) => {
-          q.text(i === 0 ? "(" : ", (").param(m).text("::text, c.").param(cols[i]).text(")");
-        });
-        q.text(") as x (metric, v) where x.v is not null");
-      }
-      if (rollColumnar && rollFlexible) q.text(" union all ");
-      if (rollFlexible) {
-        q.text("select sensor_id, metric_type as metric, 'flexible'::text as layout, time, ")
-          .text("value as v from f");
-      }
-      q.text(")").text(ROLLUP_CTES);
+      q.text(
+        ") as m (metric_type, value) where m.value is not null on conflict do nothing " +
+          "returning 1)",
+      );
     }
     q.text(layouts.columnar ? " select (select count(*) from c)::int as c" : " select 0 as c");
     q.text(layouts.flexible ? ", (select count(*) from f)::int as f" : ", 0 as f");
-    if (rollups.size > 0) q.text(", (select k from k) as k");
     const [done] = await q.run<{ c: number; f: number }>(tx);
     const skipped = layouts.columnar ? Number(done.c) < sent.length : Number(done.f) < flexibleRows;
     if (!skipped) continue;
@@ -347,53 +311,6 @@ export async function insertReadings(
   }
   return conflicts;
 }
-
-/**
- * Leaves out of an insert the rows older than the retention horizon of `table` (README "Rollups
- * and retention"): they cannot be told from replays of readings the rollups already hold. (The
- * rollup trigger deletes such rows after the insert; a statement that keeps its own rollups does
- * not insert them.)
- */
-function retentionFilter(q: Statement, table: string, keyword: "where" | "and"): void {
-  q.text(` ${keyword} u.time >= coalesce((select r.before from raw_retention r where `)
-    .text("r.table_name = ").param(table).text("), '-infinity')");
-}
-
-// Adds the rows of `v` (sensor_id, metric, layout, time, v: the readings the statement inserted)
-// to the three rollups, as the trigger of 0007_rollups.sql does per table: minutes aggregated
-// once, hours and days from them; `minutes` counts the minute rows this statement created.
-const ORIGIN = "timestamptz '2000-01-03 00:00:00+00'";
-const MERGE = `on conflict (sensor_id, metric, layout, bucket) do update set
-  count = r.count + excluded.count, sum = r.sum + excluded.sum,
-  min = least(r.min, excluded.min), max = greatest(r.max, excluded.max)`;
-const ROLLUP_CTES = `,
-ra as (
-  select sensor_id, metric, layout, date_bin('1 minute', time, ${ORIGIN}) as bucket,
-         count(*) as count, sum(v) as sum, min(v) as min, max(v) as max
-  from v group by 1, 2, 3, 4),
-rm as (
-  insert into rollup_1m as r (sensor_id, metric, layout, bucket, count, sum, min, max, minutes)
-  select sensor_id, metric, layout, bucket, count, sum, min, max, 1 from ra
-  ${MERGE}
-  returning r.sensor_id, r.metric, r.layout, r.bucket, (r.xmax = 0)::int as new),
-rb as (
-  select h.*, n.new
-  from (select sensor_id, metric, layout, date_bin('1 hour', bucket, ${ORIGIN}) as bucket,
-               sum(count) as count, sum(sum) as sum, min(min) as min, max(max) as max
-        from ra group by 1, 2, 3, 4) h
-  join (select sensor_id, metric, layout, date_bin('1 hour', bucket, ${ORIGIN}) as bucket,
-               sum(new) as new
-        from rm group by 1, 2, 3, 4) n using (sensor_id, metric, layout, bucket)),
-rh as (
-  insert into rollup_1h as r (sensor_id, metric, layout, bucket, count, sum, min, max, minutes)
-  select sensor_id, metric, layout, bucket, count, sum, min, max, new from rb
-  ${MERGE}, minutes = r.minutes + excluded.minutes),
-rd as (
-  insert into rollup_1d as r (sensor_id, metric, layout, bucket, count, sum, min, max, minutes)
-  select sensor_id, metric, layout, date_bin('1 day', bucket, ${ORIGIN}),
-         sum(count), sum(sum), min(min), max(max), sum(new)
-  from rb group by 1, 2, 3, 4
-  ${MERGE}, minutes = r.minutes + excluded.minutes)`;
 
 /**
  * The metrics of `received` that differ from `stored` ("co2: stored 600, received 650"), or

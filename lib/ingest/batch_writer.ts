@@ -53,12 +53,6 @@ export interface BatchWriterOptions {
    * PostgreSQL's 1600-column limit. Default 100.
    */
   maxMetricsPerType?: number;
-  /**
-   * Whether the insert statements keep the rollups of the tables they write (default true), or
-   * leave them to the tables' rollup triggers (as before 0008_rollups_in_statement.sql; for the
-   * benchmark's comparison).
-   */
-  rollupsInStatement?: boolean;
 }
 
 /**
@@ -94,26 +88,10 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
     retryRefusedMs: opts.retryRefusedMs,
   });
   const sensorIds = new Map<string, number>();
-  // Measurement tables whose rollups the insert statement keeps itself (README "Rollups and
-  // retention"), as of `schema.changes`.
-  let rollups: { at: number; tables: Promise<Set<string>> } | undefined;
-  const rollupTables = (): Promise<Set<string>> => {
-    if (rollups?.at !== schema.changes) {
-      rollups = {
-        at: schema.changes,
-        tables: opts.rollupsInStatement === false
-          ? Promise.resolve(new Set())
-          : loadRollupTables(db),
-      };
-      rollups.tables.catch(() => rollups = undefined);
-    }
-    return rollups.tables;
-  };
 
   const forget = () => {
     sensorIds.clear();
     schema.forget();
-    rollups = undefined;
   };
 
   /** Splits readings into what can be stored now and rejections for refused types and metrics. */
@@ -192,7 +170,6 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
     await schema.prepare(readings);
     const limited = applyLimits(readings);
     rejected.push(...limited.refused);
-    const kept = await rollupTables();
     const staged = new Map<string, number>();
     const live = { events: events.length, caps: caps.length, status: new Map(status) };
     await db.transaction(async (tx) => {
@@ -211,7 +188,7 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
       if (caps.length > 0) await applyCapabilities(tx, caps, staged);
       if (status.size > 0) await applyStatus(tx, status);
       const rows = await resolveSensors(tx, limited.kept, staged);
-      const conflicts = await insertReadings(tx, rows, { columnar, flexible, rollups: kept });
+      const conflicts = await insertReadings(tx, rows, { columnar, flexible });
       await touchSensors(tx, rows);
       await insertEvents(tx, events);
       await insertRejected(tx, [
@@ -269,22 +246,6 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
       }
     },
   };
-}
-
-/**
- * The measurement tables with an enabled rollup trigger (`attach_rollups()`): their rollups are
- * kept by the insert statements in the same transaction instead. None under TimescaleDB, whose
- * rollups are continuous aggregates.
- */
-async function loadRollupTables(db: Db): Promise<Set<string>> {
-  const rows = await db.sql<{ name: string }>`
-    select c.relname::text as name
-    from pg_trigger t join pg_class c on c.oid = t.tgrelid
-    where t.tgname = 'rollups_after_insert' and t.tgenabled <> 'D'
-      and c.relnamespace = current_schema()::regnamespace
-      and exists (select from pg_class r
-                  where r.oid = to_regclass('rollup_1m') and r.relkind = 'r')`;
-  return new Set(rows.map((r) => r.name));
 }
 
 /**
