@@ -14,13 +14,28 @@ export interface CollectorJob {
   /** Readings of devices named `<prefix>-…` to wait for. */
   n: number;
   prefix: string;
+  /** MQTT client id (default: a fresh one, whose session is removed at the end). */
+  clientId?: string;
+  /**
+   * `subscribe`: connect, subscribe with the persistent session and stop at once (the broker
+   * then queues messages for it); `drain`: like a normal run, but keep the session's id.
+   */
+  mode?: "subscribe" | "drain";
 }
 
 /** A line this process prints. */
 export type CollectorReport =
   | { ready: true; rss: number }
   | { received: number; committed: number }
-  | { done: true; lastCommit: number; peakRss: number; writeMs: number; batches: number }
+  | {
+    done: true;
+    firstCommit: number;
+    firstCount: number;
+    lastCommit: number;
+    peakRss: number;
+    writeMs: number;
+    batches: number;
+  }
   | { rows: { columnar: number; flexible: number } }
   | { error: string };
 
@@ -56,7 +71,7 @@ async function main() {
       mqtt: {
         ...base.mqtt,
         url: job.mqttUrl,
-        clientId: `ambient-bench-collector-${crypto.randomUUID().slice(0, 8)}`,
+        clientId: job.clientId ?? `ambient-bench-collector-${crypto.randomUUID().slice(0, 8)}`,
         sharedGroup: undefined,
       },
       layouts: job.layouts,
@@ -67,6 +82,8 @@ async function main() {
     // broker may carry other devices' traffic too).
     const inner = createBatchWriter(db, { layouts: job.layouts });
     let committed = 0;
+    let firstCommit = 0;
+    let firstCount = 0;
     let lastCommit = 0;
     let writeMs = 0;
     let batches = 0;
@@ -80,6 +97,10 @@ async function main() {
           if (d.kind === "reading" && d.device.startsWith(`${job.prefix}-`)) committed++;
         }
         lastCommit = now();
+        if (firstCommit === 0 && committed > 0) {
+          firstCommit = lastCommit;
+          firstCount = committed;
+        }
       },
     };
     const collector = await startCollector(db, config, { statsIntervalMs: 3_600_000, writer });
@@ -91,6 +112,7 @@ async function main() {
       }
       let peakRss = Deno.memoryUsage().rss;
       report({ ready: true, rss: peakRss });
+      if (job.mode === "subscribe") return;
       while (committed < job.n && !aborted) {
         report({ received: collector.stats().received, committed });
         peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
@@ -98,10 +120,10 @@ async function main() {
       }
       if (aborted) throw new Error("stopped by the benchmark");
       peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
-      report({ done: true, lastCommit, peakRss, writeMs, batches });
+      report({ done: true, firstCommit, firstCount, lastCommit, peakRss, writeMs, batches });
     } finally {
       await collector.stop();
-      await forgetSession(config.mqtt);
+      if (job.mode !== "subscribe") await forgetSession(config.mqtt);
     }
     const [rows] = await db.sql<{ columnar: number; flexible: number }>`
       select

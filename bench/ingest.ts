@@ -17,10 +17,11 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { PGlite } from "@electric-sql/pglite";
+import mqtt from "mqtt";
 import postgres from "postgres";
 import { loadCollectorConfig, type StorageLayout } from "../lib/config/mod.ts";
 import { type Db, ident, loadMigrations, migrate, openDb } from "../lib/db/mod.ts";
-import { createBatchWriter, decodeMessage } from "../lib/ingest/mod.ts";
+import { createBatchWriter, decodeMessage, DEFAULT_BATCH_SIZE } from "../lib/ingest/mod.ts";
 import { startEmbeddedBroker } from "../lib/mqtt/mod.ts";
 import type { CollectorJob, CollectorReport } from "./_ingest_collector.ts";
 import { benchMessage, type PublishJob } from "./_ingest_publisher.ts";
@@ -28,6 +29,8 @@ import { benchMessage, type PublishJob } from "./_ingest_publisher.ts";
 interface Options {
   n: number;
   naiveN: number;
+  /** Messages queued at the broker for the backlog drains. */
+  drainN: number;
   devices: number;
   window: number;
   ahead: number;
@@ -44,6 +47,7 @@ function options(args: string[]): Options {
     options: {
       "ingest-n": { type: "string" },
       "ingest-naive-n": { type: "string" },
+      "ingest-drain-n": { type: "string" },
       "ingest-devices": { type: "string" },
       "ingest-window": { type: "string" },
       "ingest-layouts": { type: "string" },
@@ -72,6 +76,7 @@ function options(args: string[]): Options {
   return {
     n: int("ingest-n", 100_000),
     naiveN: int("ingest-naive-n", 2000),
+    drainN: int("ingest-drain-n", 50_000),
     devices: int("ingest-devices", 500),
     window: int("ingest-window", 1000),
     ahead: int("ingest-ahead", 300),
@@ -175,7 +180,6 @@ export async function run(args: string[]): Promise<void> {
     window: o.window,
     ahead: o.ahead,
   });
-  const rate = (n: number, ms: number) => n / (ms / 1000);
   const fmt = (r: number) => `${Math.round(r).toLocaleString("en-US")} msg/s`;
   try {
     console.log(
@@ -204,21 +208,87 @@ export async function run(args: string[]): Promise<void> {
         `without MQTT, rate extrapolated): ${fmt(naiveRate)}`,
     );
 
-    // 3. The batch writer alone: decoded messages in batches of 5000, no MQTT, no journal.
-    const writerMs = await writerAlone(target.db, job("direct", "devices", o.n), o.layouts);
+    // 3. The batch writer alone: decoded messages in the collector's batches, no MQTT or journal; the
+    // rollup triggers, or with them disabled. Alternating rounds, so that a change of the machine's load hits every variant alike.
+    const writerRates: Record<WriterVariant, number[]> = { rollups: [], none: [] };
+    const half = Math.max(1, Math.floor(o.n / 2));
+    for (let round = 0; round < 2; round++) {
+      for (const variant of Object.keys(writerRates) as WriterVariant[]) {
+        const ms = await writerAlone(
+          target.db,
+          job(`w${round}${variant[0]}`, "devices", half),
+          { layouts: o.layouts, variant, batch: DEFAULT_BATCH_SIZE },
+        );
+        writerRates[variant].push(rate(half, ms));
+      }
+    }
+    const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+    const writer = { rollups: mean(writerRates.rollups), none: mean(writerRates.none) };
     console.log(
-      `batch writer alone (batches of 5,000 decoded messages, no MQTT): ` +
-        `${fmt(rate(o.n, writerMs))}`,
+      `batch writer alone (batches of ${DEFAULT_BATCH_SIZE.toLocaleString("en-US")} decoded ` +
+        `messages, no MQTT): ` +
+        `${fmt(writer.rollups)} with the rollups, ${fmt(writer.none)} without ` +
+        `rollups`,
     );
 
-    // 4. The collector, end to end, in its own process.
-    const v8Flags = o.v8Flags ?? await collectTaskV8Flags();
-    const c = await collectorRun({
-      job: { databaseUrl: target.url, mqttUrl, layouts: o.layouts, n: o.n, prefix: "bench" },
-      publisher,
-      publish: job("bench", "devices", o.n),
-      v8Flags,
+    // 3b. Another write path: COPY into a staging table, merged with INSERT … ON CONFLICT.
+    let stagingRate: number | undefined;
+    if (target.url) {
+      const ms = await stagingWriter(target.url, o, baseSec + 7 * 86_400);
+      stagingRate = rate(o.n, ms);
+      console.log(
+        `COPY into a staging table + INSERT … SELECT … ON CONFLICT DO NOTHING (same rows and ` +
+          `batches, without rollups): ${fmt(stagingRate)}`,
+      );
+    }
+
+    // 4. What the broker delivers from a backlog to MQTT.js with a handler that does nothing.
+    const drainBase = baseSec - Math.ceil(o.drainN / o.devices) - 3600;
+    const drainJob = (prefix: string, root: string): PublishJob => ({
+      ...job(prefix, root, o.drainN),
+      baseSec: drainBase,
+      ahead: undefined,
     });
+    const noopRate = await noopDrain(publisher, drainJob("noop", "bench-noop"), base.mqtt);
+    console.log(
+      `MQTT.js draining a backlog of ${o.drainN.toLocaleString("en-US")} messages, no-op ` +
+        `handler: ${fmt(noopRate)}`,
+    );
+
+    // 5. The collector draining a backlog: subscribed once (persistent session), offline while
+    // the messages are queued, then timed from its first stored row to its last.
+    const v8Flags = o.v8Flags ?? await collectTaskV8Flags();
+    const clientId = `ambient-bench-drain-${crypto.randomUUID().slice(0, 8)}`;
+    const drainSpec: CollectorJob = {
+      databaseUrl: target.url,
+      mqttUrl,
+      layouts: o.layouts,
+      n: o.drainN,
+      prefix: "drain",
+      clientId,
+    };
+    await collectorRun({ job: { ...drainSpec, mode: "subscribe" }, publisher, v8Flags });
+    await publisher.call("publish", drainJob("drain", "devices"));
+    const d = await collectorRun({ job: { ...drainSpec, mode: "drain" }, publisher, v8Flags });
+    const drainRate = rate(o.drainN - d.firstCount, d.drainMs);
+    console.log(
+      `collector draining the same backlog (first stored row → last): ${fmt(drainRate)}; ` +
+        `peak RSS ${Math.round(d.peakRss / MB)} MB`,
+    );
+    verify(d.rows, o.drainN, o.layouts);
+
+    // 6. The collector, end to end, in its own process; then again without the rollups.
+    const e2e = async (prefix: string) => {
+      const c = await collectorRun({
+        job: { databaseUrl: target.url, mqttUrl, layouts: o.layouts, n: o.n, prefix },
+        publisher,
+        publish: job(prefix, "devices", o.n),
+        v8Flags,
+      });
+      verify(c.rows, o.n, o.layouts);
+      return c;
+    };
+    const c = await e2e("bench");
     const collectorRate = rate(o.n, c.ms);
     console.log(
       `collector end to end (first publish → last commit): ${fmt(collectorRate)} ` +
@@ -229,9 +299,13 @@ export async function run(args: string[]): Promise<void> {
       `  ${c.batches} batches; the writer was busy ${Math.round((100 * c.writeMs) / c.ms)}% ` +
         `of the run; collector V8 flags: ${v8Flags ?? "none"}`,
     );
-    verify(c.rows, o);
+    await setRollupTriggers(target.db, false);
+    const bare = await e2e("bare");
+    await setRollupTriggers(target.db, true);
+    const bareRate = rate(o.n, bare.ms);
+    console.log(`collector end to end without rollups (triggers disabled): ${fmt(bareRate)}`);
 
-    // 5. The ceiling: the same rows loaded with COPY.
+    // 7. The ceiling: the same rows loaded with COPY.
     const copyMs = target.url
       ? await copyPostgres(target.url, o, baseSec)
       : await copyPglite(o, baseSec);
@@ -239,17 +313,27 @@ export async function run(args: string[]): Promise<void> {
     console.log(`COPY ceiling (same rows, no MQTT): ${fmt(copyRate)}`);
 
     const x = (r: number) => `${r.toFixed(1)}x`;
+    const f2 = (r: number) => r.toFixed(2);
+    const slower = (a: number, b: number) => `${Math.round(100 * (1 - a / b))}%`;
     console.log(
-      `ratios: collector/naive ${x(collectorRate / naiveRate)} (target ≥ 15x), ` +
-        `collector/COPY ${(collectorRate / copyRate).toFixed(2)}, ` +
-        `collector/publisher-alone ${(collectorRate / publisherRate).toFixed(2)}; ` +
-        `collector target ≥ 15,000 msg/s`,
+      `ratios: drain/COPY ${f2(drainRate / copyRate)} (target ≥ 0.8), ` +
+        `end to end/COPY ${f2(collectorRate / copyRate)} (target ≥ 0.7), ` +
+        `drain/no-op MQTT.js ${f2(drainRate / noopRate)}, ` +
+        `collector/naive ${x(collectorRate / naiveRate)} (target ≥ 15x), ` +
+        `collector/publisher-alone ${f2(collectorRate / publisherRate)}` +
+        (stagingRate ? `, staging COPY/batch writer ${f2(stagingRate / writer.none)}` : ""),
     );
     console.log(
-      `collector RSS: peak ${Math.round(c.peakRss / MB)} MB, ${Math.round(c.readyRss / MB)} MB ` +
-        `when it had subscribed (target < 150 MB; its own process` +
-        `${target.url ? "" : ", with the embedded database in it"})`,
+      `rollup cost: collector end to end ${slower(collectorRate, bareRate)} slower with the ` +
+        `rollups (target ≤ 15%); batch writer ${slower(writer.rollups, writer.none)} slower`,
     );
+    console.log(
+      `collector RSS: peak ${Math.round(Math.max(c.peakRss, d.peakRss) / MB)} MB ` +
+        `(drain ${Math.round(d.peakRss / MB)}, end to end ${Math.round(c.peakRss / MB)}), ` +
+        `${Math.round(c.readyRss / MB)} MB when it had subscribed (target < 150 MB; its own ` +
+        `process${target.url ? "" : ", with the embedded database in it"})`,
+    );
+    console.log(`load average at the end: ${loadAverage()}`);
   } finally {
     await publisher.call("close").catch(() => {});
     publisher.terminate();
@@ -258,8 +342,18 @@ export async function run(args: string[]): Promise<void> {
   }
 }
 
-/** Writes `job`'s messages with the collector's batch writer, 5000 at a time. */
-async function writerAlone(db: Db, job: PublishJob, layouts: StorageLayout[]): Promise<number> {
+/** How the batch writer alone keeps the rollups. */
+type WriterVariant = "rollups" | "none";
+
+/**
+ * Writes `job`'s messages with the collector's batch writer, `batch` at a time, with the rollup
+ * triggers or without them (disabled for the round).
+ */
+async function writerAlone(
+  db: Db,
+  job: PublishJob,
+  opts: { layouts: StorageLayout[]; variant: WriterVariant; batch: number },
+): Promise<number> {
   const enc = new TextEncoder();
   const decoded = [];
   for (let i = 0; i < job.n; i++) {
@@ -268,10 +362,144 @@ async function writerAlone(db: Db, job: PublishJob, layouts: StorageLayout[]): P
       decodeMessage({ topic: m.topic, payload: enc.encode(m.payload), receivedAt: Date.now() }),
     );
   }
-  const writer = createBatchWriter(db, { layouts });
-  const start = performance.now();
-  for (let i = 0; i < decoded.length; i += 5000) await writer.write(decoded.slice(i, i + 5000));
-  return performance.now() - start;
+  if (opts.variant === "none") await setRollupTriggers(db, false);
+  try {
+    const writer = createBatchWriter(db, { layouts: opts.layouts });
+    const start = performance.now();
+    for (let i = 0; i < decoded.length; i += opts.batch) {
+      await writer.write(decoded.slice(i, i + opts.batch));
+    }
+    return performance.now() - start;
+  } finally {
+    if (opts.variant === "none") await setRollupTriggers(db, true);
+  }
+}
+
+/** Enables or disables the rollup triggers of the benchmark's tables (its own database). */
+async function setRollupTriggers(db: Db, on: boolean): Promise<void> {
+  for (const table of ["scd30_measurements", "measurements"]) {
+    await db.exec(`alter table ${table} ${on ? "enable" : "disable"} trigger rollups_after_insert`);
+  }
+}
+
+/**
+ * The write path the collector does not take, measured for comparison: per batch, one
+ * transaction that COPYs the rows into temporary staging tables and merges them into the
+ * measurement tables with INSERT … SELECT … ON CONFLICT DO NOTHING (rollup triggers disabled, as
+ * in the batch writer's round without rollups).
+ */
+async function stagingWriter(url: string, o: Options, baseSec: number): Promise<number> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    for (const table of ["scd30_measurements", "measurements"]) {
+      await sql.unsafe(`alter table ${table} disable trigger rollups_after_insert`);
+    }
+    const [{ id }] = await sql<{ id: number }[]>`
+      select min(sensor_id)::int as id from sensors where device_id like 'copy-%'`;
+    const offset = id === null ? await copySensors(sql, o) : id - 1;
+    const start = performance.now();
+    const chunks = [...o.layouts].map((l) => copyText(o, baseSec, l, DEFAULT_BATCH_SIZE, offset));
+    for (;;) {
+      const parts = chunks.map((g) => g.next());
+      if (parts.some((p) => p.done)) break;
+      await sql.begin(async (tx) => {
+        for (let i = 0; i < o.layouts.length; i++) {
+          const { table, columns } = COPY_TABLES[o.layouts[i]];
+          const stage = `stage_${table}`;
+          await tx.unsafe(
+            `create temp table if not exists ${stage} (like ${table}) on commit delete rows`,
+          );
+          const writable = await tx.unsafe(`copy ${stage} (${columns}) from stdin`).writable();
+          await pipeline(Readable.from([parts[i].value as string]), writable);
+          await tx.unsafe(
+            `insert into ${table} (${columns}) select ${columns} from ${stage} ` +
+              `on conflict do nothing`,
+          );
+        }
+      });
+    }
+    return performance.now() - start;
+  } finally {
+    for (const table of ["scd30_measurements", "measurements"]) {
+      await sql.unsafe(`alter table ${table} enable trigger rollups_after_insert`);
+    }
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** Registers the COPY rows' devices and sensors; returns the sensor id before the first. */
+async function copySensors(sql: postgres.Sql, o: Options): Promise<number> {
+  const ids = Array.from({ length: o.devices }, (_, i) => `copy-${String(i).padStart(4, "0")}`);
+  await sql`insert into devices (device_id) select unnest(${ids}::text[]) on conflict do nothing`;
+  const rows = await sql<{ id: number }[]>`
+    insert into sensors (device_id, sensor_type) select unnest(${ids}::text[]), 'scd30'
+    returning sensor_id::int as id`;
+  return Math.min(...rows.map((r) => r.id)) - 1;
+}
+
+/**
+ * MQTT.js alone draining a backlog: subscribes once with a persistent session, goes away while
+ * `job` is published, then counts the messages with a handler that does nothing; msg/s from the
+ * first message to the last.
+ */
+async function noopDrain(
+  publisher: Publisher,
+  job: PublishJob,
+  auth: { username?: string; password?: string },
+): Promise<number> {
+  const options = {
+    clientId: `ambient-bench-noop-${crypto.randomUUID().slice(0, 8)}`,
+    clean: false,
+    username: auth.username,
+    password: auth.password,
+    protocolVersion: 4 as const,
+    reconnectPeriod: 0,
+  };
+  const topic = `${job.root}/+/sensors/+/data`;
+  const first = await mqtt.connectAsync(job.url, options);
+  await first.subscribeAsync(topic, { qos: 1 });
+  await first.endAsync();
+  await publisher.call("publish", job);
+  let count = 0;
+  let firstAt = 0;
+  let lastAt = 0;
+  const client = mqtt.connect(job.url, options);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no-op subscriber: ${count} of ${job.n} messages in 120 s`)),
+        120_000,
+      );
+      client.on("error", reject);
+      client.on("message", () => {
+        lastAt = performance.now();
+        if (count++ === 0) firstAt = lastAt;
+        if (count === job.n) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+  } finally {
+    await client.endAsync();
+    // Remove the session from the broker.
+    const gone = await mqtt.connectAsync(job.url, { ...options, clean: true });
+    await gone.endAsync();
+  }
+  return rate(job.n - 1, lastAt - firstAt);
+}
+
+function rate(n: number, ms: number): number {
+  return n / (ms / 1000);
+}
+
+/** The 1-, 5- and 15-minute load averages of the machine, as Linux tells them. */
+function loadAverage(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "unknown";
+  }
 }
 
 /** Writes `job`'s messages as the seed did: decode, then one transaction with its INSERTs. */
@@ -318,7 +546,12 @@ async function naiveWriter(db: Db, job: PublishJob, layouts: StorageLayout[]): P
 }
 
 interface CollectorResult {
+  /** Start of the run (ready) → last commit. */
   ms: number;
+  /** First commit of a batch with this run's readings → last commit. */
+  drainMs: number;
+  /** Readings committed by that first commit. */
+  firstCount: number;
   publishMs: number;
   peakRss: number;
   readyRss: number;
@@ -327,6 +560,18 @@ interface CollectorResult {
   batches: number;
   rows: Rows;
 }
+
+const EMPTY_RESULT: CollectorResult = {
+  ms: 0,
+  drainMs: 0,
+  firstCount: 0,
+  publishMs: 0,
+  peakRss: 0,
+  readyRss: 0,
+  writeMs: 0,
+  batches: 0,
+  rows: { columnar: 0, flexible: 0 },
+};
 
 /**
  * The V8 flags `deno task collect` runs with (deno.json), so that the benchmark measures the
@@ -341,9 +586,9 @@ async function collectTaskV8Flags(): Promise<string | undefined> {
   }
 }
 
-/** Runs the collector in a child process and publishes `job` to it. */
+/** Runs the collector in a child process and publishes `publish` to it (if given). */
 async function collectorRun(
-  args: { job: CollectorJob; publisher: Publisher; publish: PublishJob; v8Flags?: string },
+  args: { job: CollectorJob; publisher: Publisher; publish?: PublishJob; v8Flags?: string },
 ): Promise<CollectorResult> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -371,15 +616,18 @@ async function collectorRun(
     const readyRss = (ready as { rss: number }).rss;
     const start = performance.timeOrigin + performance.now();
     let publishMs = NaN;
-    const publishing = args.publisher.call("publish", args.publish).then((r) => {
-      publishMs = r.ms!;
-    });
+    const publishing = args.publish
+      ? args.publisher.call("publish", args.publish).then((r) => {
+        publishMs = r.ms!;
+      })
+      : Promise.resolve();
+    if (args.job.mode === "subscribe") return { ...EMPTY_RESULT, readyRss };
     let r = await next();
     let last = -1;
     let lastChange = performance.now();
     while (!("done" in r)) {
       if ("received" in r) {
-        args.publisher.credit(r.received);
+        if (args.publish) args.publisher.credit(r.received);
         if (r.committed !== last) {
           last = r.committed;
           lastChange = performance.now();
@@ -398,6 +646,8 @@ async function collectorRun(
     while (!("rows" in (rows = await next())));
     return {
       ms: done.lastCommit - start,
+      drainMs: done.lastCommit - done.firstCommit,
+      firstCount: done.firstCount,
       publishMs,
       peakRss: done.peakRss,
       readyRss,
@@ -439,10 +689,10 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
 
 type Rows = { columnar: number; flexible: number };
 
-function verify(rows: Rows, o: Options): void {
+function verify(rows: Rows, n: number, layouts: StorageLayout[]): void {
   const want = {
-    columnar: o.layouts.includes("columnar") ? o.n : 0,
-    flexible: o.layouts.includes("flexible") ? 3 * o.n : 0,
+    columnar: layouts.includes("columnar") ? n : 0,
+    flexible: layouts.includes("flexible") ? 3 * n : 0,
   };
   if (rows.columnar !== want.columnar || rows.flexible !== want.flexible) {
     throw new Error(
@@ -450,7 +700,6 @@ function verify(rows: Rows, o: Options): void {
         `flexible ${rows.flexible}/${want.flexible}`,
     );
   }
-  console.log(`verified: ${rows.columnar} columnar rows, ${rows.flexible} flexible rows`);
 }
 
 /** The benchmark's rows as COPY text, `chunk` messages at a time. */
@@ -459,6 +708,8 @@ function* copyText(
   baseSec: number,
   layout: StorageLayout,
   chunk = 10_000,
+  /** Added to the sensor ids 1…devices. */
+  idOffset = 0,
 ): Generator<string> {
   const job = { devices: o.devices, prefix: "copy", root: "devices", baseSec };
   for (let from = 0; from < o.n; from += chunk) {
@@ -466,7 +717,7 @@ function* copyText(
     for (let i = from; i < Math.min(o.n, from + chunk); i++) {
       const m = benchMessage(job, i);
       const t = new Date(m.ts * 1000).toISOString();
-      const id = (i % o.devices) + 1;
+      const id = (i % o.devices) + 1 + idOffset;
       if (layout === "columnar") {
         text += `${t}\t${id}\t${m.co2}\t${m.temperature}\t${m.humidity}\n`;
       } else {

@@ -1,6 +1,7 @@
 import postgres from "postgres";
 import { buildQuery } from "./ident.ts";
 import { QueryTimeout } from "./query_timeout.ts";
+import { isCanceled } from "./sql_state.ts";
 import { logger } from "../log/mod.ts";
 import type { Db, Field, Queryable, QueryResult, Row, TransactionOptions } from "./types.ts";
 
@@ -105,8 +106,8 @@ export function openPostgres(url: string, opts: { max?: number; appName?: string
           return await fn(queryable(tx));
         }) as T;
       } catch (err) {
-        // 57014 query_canceled: the statement_timeout fired.
-        if (opts.timeoutMs && (err as { code?: string }).code === "57014") {
+        // The statement_timeout fired.
+        if (opts.timeoutMs && isCanceled(err)) {
           throw new QueryTimeout(opts.timeoutMs, { cause: err });
         }
         throw err;

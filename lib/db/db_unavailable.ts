@@ -3,6 +3,7 @@
  * error". Callers show a person `DB_UNAVAILABLE_TEXT` for the first and keep the driver's own
  * text (socket errors, `write CONNECTION_CLOSED host:port`, …) for the log.
  */
+import { isConnectionState } from "./sql_state.ts";
 
 /** What a person reads when the database cannot be reached. */
 export const DB_UNAVAILABLE_TEXT = "The database is unavailable; try again in a moment.";
@@ -14,11 +15,6 @@ export class DbUnavailable extends Error {
     this.name = "DbUnavailable";
   }
 }
-
-// SQLSTATEs of a lost or refused connection: class 08 (connection exception), 57P01
-// admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now (starting up or shutting down),
-// 53300 too_many_connections.
-const SQLSTATE = /^(08[0-9A-Z]{3}|57P0[1-3]|53300)$/;
 
 // postgres.js connection errors, and socket errors of Node's `net` (as Deno's node compatibility
 // reports them).
@@ -62,7 +58,7 @@ export function isDbUnavailable(error: unknown): boolean {
     if (e instanceof DbUnavailable) return true;
     if (typeof e !== "object") return false;
     const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && (SQLSTATE.test(code) || CODES.has(code))) return true;
+    if (typeof code === "string" && (isConnectionState(code) || CODES.has(code))) return true;
     for (const name of DENO_ERRORS) {
       const cls = (Deno.errors as Record<string, unknown>)[name];
       if (typeof cls === "function" && e instanceof (cls as new () => Error)) return true;

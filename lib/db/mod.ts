@@ -10,4 +10,13 @@ export { type Ident, ident, isValidIdent } from "./ident.ts";
 export { QueryTimeout } from "./query_timeout.ts";
 export { openSessionLock, type SessionLock, type SessionLockOptions } from "./session_lock.ts";
 export { DB_UNAVAILABLE_TEXT, DbUnavailable, isDbUnavailable } from "./db_unavailable.ts";
+export {
+  isCanceled,
+  isConnectionState,
+  isDbAnswer,
+  isLoginRefused,
+  isRefusal,
+  isRetryable,
+  sqlState,
+} from "./sql_state.ts";
 export type { Db, Field, Queryable, QueryResult, Row, TransactionOptions } from "./types.ts";

@@ -1,7 +1,6 @@
 import { ident } from "../db/ident.ts";
-import type { Db, Queryable } from "../db/mod.ts";
+import { type Db, isDbAnswer, type Queryable } from "../db/mod.ts";
 import { logger } from "../log/mod.ts";
-import { hasSqlState } from "./_statements.ts";
 import type { ReadingMessage } from "./types.ts";
 
 /** What the writer knows to exist for one sensor type. */
@@ -107,7 +106,7 @@ export class SchemaCache {
         return;
       } catch (err) {
         // Schema changes made outside the lock (a migration, a person) can still collide.
-        if (attempt >= 2 || !hasSqlState(err)) throw err;
+        if (attempt >= 2 || !isDbAnswer(err)) throw err;
       }
     }
   }

@@ -446,21 +446,3 @@ export function compare(a: string, b: string): number {
 export function comparePairs(a: [string, string], b: [string, string]): number {
   return compare(a[0], b[0]) || compare(a[1], b[1]);
 }
-
-/** The SQLSTATE of a PostgreSQL error, if `err` is one. */
-export function sqlState(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
-}
-
-/** PostgreSQL answered with an error (as opposed to a lost or closed connection). */
-export function hasSqlState(err: unknown): boolean {
-  const code = sqlState(err);
-  // 08 connection exception, 57P admin shutdown/crash: the database went away.
-  return code !== undefined && !code.startsWith("08") && !code.startsWith("57P");
-}
-
-/** The database refused the data: data exception, constraint, undefined object, limits. */
-export function isRefusal(err: unknown): boolean {
-  return /^(22|23|42|54)/.test(sqlState(err) ?? "");
-}

@@ -2,7 +2,6 @@ import type { Db } from "../db/mod.ts";
 import { logger } from "../log/mod.ts";
 import { decodeMessage } from "./decode_message.ts";
 import { errorText } from "./_error_text.ts";
-import { topicOf } from "./_topic_of.ts";
 import type { Journal, JournalRecord } from "./journal.ts";
 import type { BatchWriter, Decoded } from "./types.ts";
 
@@ -55,7 +54,8 @@ class OutOfTime extends Error {
 
 /**
  * Writes the journal to the database in batches — read, decode, write, commit — retrying with
- * backoff while the database is down and isolating records the database refuses.
+ * backoff while the database is down. The one owner of "the database is up or down": probes,
+ * backoff, and the journal growing meanwhile; refused records are the writer's (`_isolate.ts`).
  */
 export class WriteLoop {
   #o: WriteLoopOptions;
@@ -147,7 +147,7 @@ export class WriteLoop {
         const end = batch.records[batch.records.length - 1].end;
         const items = await batch.items;
         let settled = false;
-        const writing = this.#writeRange(items, 0, items.length).finally(() => {
+        const writing = this.#write(items).finally(() => {
           settled = true;
           this.#wake?.();
         });
@@ -278,51 +278,18 @@ export class WriteLoop {
   }
 
   /**
-   * Writes `items[from, to)`. When the database refuses a batch while it is reachable, the batch
-   * is split until the one record at fault is found; it becomes a rejected message in place, so
-   * one bad record cannot wedge the loop.
+   * Writes a batch. A failure while the database answers probes is the writer's to explain (it
+   * isolates records the database refuses itself, see `writeIsolating()`): the batch is retried
+   * with backoff. A failure while it does not is the database being down.
    */
-  async #writeRange(items: Decoded[], from: number, to: number): Promise<void> {
-    let failure: unknown;
+  async #write(items: Decoded[]): Promise<void> {
     try {
-      await this.#attempt(items.slice(from, to));
-      return;
+      await this.#attempt(items);
     } catch (err) {
-      // Out of time says nothing about the records: never isolate (reject) one for it.
-      if (err instanceof OutOfTime) throw err;
-      failure = err;
-    }
-    if (!(await this.#dbAlive())) throw new DbDown(failure);
-    if (to - from > 1) {
-      const mid = (from + to) >> 1;
-      await this.#writeRange(items, from, mid);
-      await this.#writeRange(items, mid, to);
-      return;
-    }
-    const bad = items[from];
-    const reason = `could not be stored: ${errorText(failure)}`.slice(0, 500);
-    log.warn("A message the database refused was moved to rejected_messages", {
-      topic: topicOf(bad),
-      reason,
-    });
-    const rejected: Decoded = {
-      kind: "rejected",
-      topic: topicOf(bad),
-      payload: sanitizeText(bad.kind === "rejected" ? bad.payload : JSON.stringify(bad))
-        .slice(0, 4096),
-      reason,
-      time: new Date(),
-    };
-    items[from] = rejected;
-    try {
-      await this.#attempt([rejected]);
-    } catch (err) {
+      // Out of time says nothing about the database.
       if (err instanceof OutOfTime) throw err;
       if (!(await this.#dbAlive())) throw new DbDown(err);
-      log.error("A message could not be stored even in rejected_messages; skipped", {
-        topic: rejected.topic,
-        error: errorText(err),
-      });
+      throw err;
     }
   }
 
@@ -361,10 +328,4 @@ async function decodeBatch(records: JournalRecord[]): Promise<Decoded[]> {
     items.push(decodeMessage(records[i].message));
   }
   return items;
-}
-
-/** PostgreSQL text cannot hold NUL; other control characters are kept out of logs and rows. */
-function sanitizeText(s: string): string {
-  // deno-lint-ignore no-control-regex
-  return s.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, "\ufffd");
 }

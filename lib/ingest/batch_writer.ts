@@ -1,8 +1,8 @@
 import type { StorageLayout } from "../config/mod.ts";
 import { isValidIdent } from "../db/ident.ts";
-import type { Db, Queryable } from "../db/mod.ts";
-import { logger } from "../log/mod.ts";
-import { errorText } from "./_error_text.ts";
+import { type Db, isDbAnswer, isRefusal, type Queryable } from "../db/mod.ts";
+import { recordAtFault, writeIsolating } from "./_isolate.ts";
+import { refusal } from "./_rejection.ts";
 import { SchemaCache } from "./_schema.ts";
 import {
   applyCapabilities,
@@ -11,11 +11,9 @@ import {
   type DeviceMessage,
   type Event,
   freshRetained,
-  hasSqlState,
   insertEvents,
   insertReadings,
   insertRejected,
-  isRefusal,
   json,
   noteReceived,
   type Received,
@@ -25,7 +23,6 @@ import {
   touchSensors,
   upsertDevices,
 } from "./_statements.ts";
-import { topicOf } from "./_topic_of.ts";
 import { RESERVED_METRICS } from "./decode_message.ts";
 import type {
   BatchWriter,
@@ -57,8 +54,6 @@ export interface BatchWriterOptions {
    */
   maxMetricsPerType?: number;
 }
-
-const log = logger("ingest");
 
 /**
  * Writes decoded messages to the database, one transaction per batch:
@@ -234,55 +229,23 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
     });
   };
 
-  /** Writes one message alone, or records why the database refused it. */
-  const isolate = async (batch: Decoded[]): Promise<void> => {
-    try {
-      await writeOnce(batch);
-    } catch (err) {
-      if (!isRefusal(err)) throw err;
-      if (batch.length === 1) {
-        const msg = batch[0];
-        log.warn("message refused by the database", { topic: topicOf(msg), error: err });
-        await writeOnce([refusal(msg, `database refused the message: ${errorText(err)}`)]);
-        return;
-      }
-      const mid = batch.length >> 1;
-      await isolate(batch.slice(0, mid));
-      await isolate(batch.slice(mid));
-    }
-  };
-
+  const atFault = recordAtFault(db);
   return {
     async write(batch: Decoded[]): Promise<void> {
       if (batch.length === 0) return;
       try {
         await writeOnce(batch);
       } catch (err) {
-        if (!hasSqlState(err)) throw err; // unreachable or closed: the caller retries
-        // Cached ids and columns may be stale (a table or sensor deleted behind our back), and
-        // deadlocks or racing DDL succeed on a second try.
-        forget();
-        if (!isRefusal(err)) return await writeOnce(batch);
-        await isolate(batch);
+        if (isDbAnswer(err)) {
+          // Cached ids and columns may be stale (a table or sensor deleted behind our back), and
+          // deadlocks or racing DDL succeed on a second try.
+          forget();
+          if (!isRefusal(err)) return await writeOnce(batch);
+        } else if (!(await atFault(err))) throw err; // unreachable or closed: the caller retries
+        await writeIsolating(batch, { write: writeOnce, atFault });
       }
     },
   };
-}
-
-/**
- * A rejection for a decoded message the writer cannot store, or stores only in part. The payload
- * is the device's text when the decoder kept it, else the decoded message as JSON.
- */
-function refusal(msg: Decoded, reason: string): RejectedMessage {
-  let payload: string;
-  let time = msg.time;
-  if (msg.kind === "rejected") payload = msg.payload;
-  else if (msg.kind === "reading") {
-    payload = msg.rejectedMetrics?.payload ??
-      JSON.stringify({ timestamp: msg.time.toISOString(), value: msg.metrics });
-    time = msg.rejectedMetrics?.receivedAt ?? msg.time;
-  } else payload = json(msg.payload);
-  return { kind: "rejected", topic: topicOf(msg), payload, reason, time };
 }
 
 /**

@@ -7,6 +7,7 @@ import { MqttIntake } from "./_mqtt_intake.ts";
 import { Stats } from "./_stats.ts";
 import { WriteLoop } from "./_write_loop.ts";
 import { createBatchWriter } from "./batch_writer.ts";
+import { recordAtFault, writeIsolating } from "./_isolate.ts";
 import { Journal } from "./journal.ts";
 import { startRetention } from "../readings/start_retention.ts";
 import type { BatchWriter } from "./types.ts";
@@ -54,7 +55,7 @@ export interface Collector {
 export interface CollectorOptions {
   /** Longest wait before a partial batch is written (default 50 ms). */
   flushIntervalMs?: number;
-  /** Most messages per database transaction (default 5000). */
+  /** Most messages per database transaction (default `DEFAULT_BATCH_SIZE`). */
   batchSize?: number;
   /** Most journal bytes per batch, bounding memory when payloads are large (default 8 MiB). */
   batchBytes?: number;
@@ -85,6 +86,14 @@ export interface CollectorOptions {
 const log = logger("collector");
 
 /**
+ * Most messages per database transaction. Larger batches make the rollups cheaper per message
+ * (one upsert per sensor, metric and bucket of a batch) but cost memory: draining a backlog,
+ * batches of 8,000 took the collector to 145–165 MB and 10,000 to 153 MB, over its 150 MB budget
+ * (README "Benchmarks"). Live traffic flushes every 50 ms long before a batch is full.
+ */
+export const DEFAULT_BATCH_SIZE = 5_000;
+
+/**
  * Starts the collector: subscribes to the device topics (QoS 1, persistent session), appends each
  * message to the journal before it is acknowledged, and writes the journal to the database in
  * batches, trimming it after each commit. Replays what an earlier run left in the journal first.
@@ -103,7 +112,17 @@ export async function startCollector(
   }
   const retryMaxMs = opts.retryMaxMs ?? 30_000;
   const stopTimeoutMs = opts.stopTimeoutMs ?? 30_000;
-  const writer = opts.writer ?? createBatchWriter(db, { layouts: config.layouts });
+  // A writer passed in gets the same isolation of refused records as the collector's own.
+  const custom = opts.writer;
+  const writer: BatchWriter = custom
+    ? {
+      write: (batch) =>
+        writeIsolating(batch, {
+          write: (b) => custom.write(b),
+          atFault: recordAtFault(db, opts.probeTimeoutMs ?? 5000),
+        }),
+    }
+    : createBatchWriter(db, { layouts: config.layouts });
   const journal = await openJournal(opts.journalDir ?? join(config.dataDir, "journal"), config);
 
   if (journal.pendingBytes > 0) {
@@ -125,7 +144,7 @@ export async function startCollector(
     journal,
     writer,
     flushIntervalMs: opts.flushIntervalMs ?? 50,
-    batchSize: opts.batchSize ?? 5000,
+    batchSize: opts.batchSize ?? DEFAULT_BATCH_SIZE,
     batchBytes: opts.batchBytes ?? 8 * 1024 * 1024,
     retryMinMs: opts.retryMinMs ?? 500,
     retryMaxMs,

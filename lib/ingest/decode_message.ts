@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { isValidIdent } from "../db/ident.ts";
 import { errorText } from "./_error_text.ts";
+import { rejection, storableText } from "./_rejection.ts";
 import { cutJsonStrings, cutText, DEVICE_TEXT_MAX, deviceText } from "./device_text.ts";
 import { parseTopic, quote, toSensorType } from "./parse_topic.ts";
 import type {
@@ -105,7 +106,7 @@ function decode(msg: RawMessage): Decoded {
         kind: "error",
         device,
         time,
-        payload: cutText(cleanText(text), DEVICE_TEXT_MAX.error),
+        payload: cutText(storableText(text), DEVICE_TEXT_MAX.error),
       };
     }
   }
@@ -273,7 +274,7 @@ function decodeStatus(
   time: Date,
 ): StatusMessage | RejectedMessage {
   const parsed = parseJson(text);
-  let payload: unknown = cleanText(text.trim());
+  let payload: unknown = storableText(text.trim());
   let word: unknown = text;
   if (parsed.ok) {
     const clean = cleanJson(parsed.value);
@@ -332,14 +333,14 @@ function parseJson(text: string): Parsed {
  */
 function cleanJson(value: unknown): Parsed {
   const walk = (v: unknown, depth: number): unknown => {
-    if (typeof v === "string") return cleanText(v);
+    if (typeof v === "string") return storableText(v);
     if (v === null || typeof v !== "object") return v;
     if (depth >= MAX_JSON_DEPTH) {
       throw new RangeError(`payload JSON is nested deeper than ${MAX_JSON_DEPTH} levels`);
     }
     if (Array.isArray(v)) return v.map((x) => walk(x, depth + 1));
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[cleanText(k)] = walk(x, depth + 1);
+    for (const [k, x] of Object.entries(v)) out[storableText(k)] = walk(x, depth + 1);
     return out;
   };
   try {
@@ -351,28 +352,16 @@ function cleanJson(value: unknown): Parsed {
 }
 
 /** Text PostgreSQL accepts: no NUL characters, no lone surrogates. */
-function cleanText(s: string): string {
-  return s.replaceAll("\0", "\uFFFD").toWellFormed();
-}
-
 function keptPayload(payload: Uint8Array): string {
   const cut = payload.byteLength > MAX_KEPT_PAYLOAD_BYTES;
-  const text = cleanText(
-    lossyUtf8.decode(cut ? payload.subarray(0, MAX_KEPT_PAYLOAD_BYTES) : payload),
-  );
+  const text = lossyUtf8.decode(cut ? payload.subarray(0, MAX_KEPT_PAYLOAD_BYTES) : payload);
   return cut ? `${text}… (${payload.byteLength} bytes, truncated)` : text;
 }
 
 function reject(msg: RawMessage, reason: string): RejectedMessage {
   const topic = typeof msg.topic === "string" ? msg.topic : String(msg.topic);
   const payload = msg.payload instanceof Uint8Array ? keptPayload(msg.payload) : "";
-  return {
-    kind: "rejected",
-    topic: cleanText(topic.length > 1024 ? topic.slice(0, 1024) + "…" : topic),
-    payload,
-    reason: cleanText(reason),
-    time: receiveTime(msg),
-  };
+  return rejection({ topic, payload, reason, time: receiveTime(msg) });
 }
 
 function summarise(problems: string[]): string {

@@ -8,6 +8,7 @@ export {
   type Collector,
   type CollectorOptions,
   type CollectorStats,
+  DEFAULT_BATCH_SIZE,
   startCollector,
 } from "./collector.ts";
 export {

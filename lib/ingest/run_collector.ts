@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { loadCollectorConfig } from "../config/mod.ts";
-import { type Db, migrate, openDb } from "../db/mod.ts";
+import { type Db, isLoginRefused, migrate, openDb } from "../db/mod.ts";
 import { logger } from "../log/mod.ts";
 import { EXIT, type RunOptions, taskSettings } from "../process/mod.ts";
 import { startCollector } from "./collector.ts";
@@ -75,9 +75,8 @@ async function connect(databaseUrl: string): Promise<Db | Error> {
       return await openDb({ databaseUrl, dataDir: ".", max: 4, appName: "ambient-collector" });
     } catch (err) {
       const message = (err as Error).message;
-      // Wrong password or database name (SQLSTATE 28…, 3D000) will not fix itself.
-      const code = String(((err as Error).cause as { code?: string } | undefined)?.code ?? "");
-      if (/^(28|3D)/.test(code) || Date.now() + delay > giveUp) return new Error(message);
+      // A wrong password or database name will not fix itself.
+      if (isLoginRefused(err) || Date.now() + delay > giveUp) return new Error(message);
       if (attempt === 1) log.warn(`${message}; retrying for up to ${DB_START_WAIT_MS / 1000} s`);
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 10_000);
