@@ -2,10 +2,8 @@ import type { Db, Queryable } from "../db/mod.ts";
 import { within } from "./_within.ts";
 import { roundPeriod } from "./_period.ts";
 import type { SensorInfo } from "./_catalog.ts";
-import { cachedCatalog } from "./_cached_catalog.ts";
-import { type ChosenMetric, type PlaceFilter, sensorsOfPlace } from "./_room_sensors.ts";
+import { type ChosenMetric, type PlaceFilter, placeSensors } from "./_room_sensors.ts";
 import { BUCKET_ORIGIN } from "./choose_bucket.ts";
-import { ReadingsError } from "./readings_error.ts";
 
 /** Guide values the summary counts minutes against (README "Answers without SQL"). */
 export const AIR_THRESHOLDS = {
@@ -85,15 +83,7 @@ export async function airSummary(db: Db, opts: AirSummaryOptions): Promise<AirSu
   const floor = (t: number, w: number) => o + Math.floor((t - o) / w) * w;
   const ceil = (t: number, w: number) => o + Math.ceil((t - o) / w) * w;
   const { start, end } = roundPeriod(opts.start, opts.end, MINUTE);
-  let catalog = await cachedCatalog(db);
-  let place;
-  try {
-    place = sensorsOfPlace(catalog, opts);
-  } catch (error) {
-    if (!(error instanceof ReadingsError) || catalog.fresh) throw error;
-    catalog = await cachedCatalog(db, { fresh: true });
-    place = sensorsOfPlace(catalog, opts);
-  }
+  const place = await placeSensors(db, opts);
   const hs = Math.min(ceil(start, HOUR), end);
   const he = Math.max(floor(end, HOUR), hs);
   const metricsOfPlace = place.metrics;
