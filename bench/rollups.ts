@@ -10,9 +10,6 @@
  *
  * @module
  */
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { loadServeConfig } from "../lib/config/mod.ts";
 import type { Db, Queryable } from "../lib/db/mod.ts";
 import { registerGetAirSummaryTool } from "../lib/mcp/tools/get_air_summary.ts";
@@ -22,6 +19,7 @@ import { withTestDb } from "../lib/db/testing.ts";
 import { createBatchWriter, decodeMessage } from "../lib/ingest/mod.ts";
 import { airSummary, sensorHistory, trimRawReadings } from "../lib/readings/mod.ts";
 import { timings } from "./_stats.ts";
+import { connectTools } from "./_tool_client.ts";
 
 const SENSORS = 10;
 const RUNS = 30;
@@ -69,7 +67,10 @@ export async function run(args: string[]): Promise<void> {
   await db.exec("analyze");
 
   await using results = await tempResults();
-  const mcp = await connectTools({ db, results, config: loadServeConfig({}) });
+  const mcp = await connectTools({ db, results, config: loadServeConfig({}) }, [
+    registerGetSensorHistoryTool,
+    registerGetAirSummaryTool,
+  ]);
 
   // Periods end 17 s before the newest reading, not on a bucket boundary (as "now" would).
   const now = new Date(end - 17_000);
@@ -187,28 +188,6 @@ export async function run(args: string[]): Promise<void> {
   if (!args.includes("--no-ingest")) await ingestCost(db.kind);
 }
 
-/** The history and air summary tools on an in-memory MCP client, as an assistant calls them. */
-async function connectTools(deps: Parameters<typeof registerGetSensorHistoryTool>[1]) {
-  const server = new McpServer({ name: "bench", version: "0" });
-  registerGetSensorHistoryTool(server, deps);
-  registerGetAirSummaryTool(server, deps);
-  const [a, b] = InMemoryTransport.createLinkedPair();
-  const client = new Client({ name: "bench", version: "0" });
-  await Promise.all([server.connect(a), client.connect(b)]);
-  await client.listTools();
-  return {
-    async call(name: string, args: Record<string, unknown>) {
-      const r = await client.callTool({ name, arguments: args });
-      if (r.isError) throw new Error(`${name} failed: ${JSON.stringify(r.content)}`);
-      return r;
-    },
-    async close() {
-      await client.close();
-      await server.close();
-    },
-  };
-}
-
 function fmt(ms: number): string {
   return `${ms.toFixed(1)} ms`;
 }
@@ -232,7 +211,9 @@ export async function seed(db: Db, start: number, minutes: number): Promise<void
     // In primary key order, so every index entry lands at the right edge of its tree.
     await db.exec(`
       insert into scd30_measurements (time, sensor_id, co2, temperature, humidity)
-      select ${time}, ${id}, ${co2}, ${temp}, ${hum} from generate_series(0, ${minutes - 1}) g;`);
+      select ${time}, ${id}, ${co2}, ${temp}, ${hum} from generate_series(0::bigint, ${
+      minutes - 1
+    }) g;`);
     await db.exec(`
       insert into measurements (time, sensor_id, metric_type, value)
       select time, sensor_id, m.metric, m.value
