@@ -8,9 +8,6 @@
  *
  * @module
  */
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { loadServeConfig } from "../lib/config/mod.ts";
 import { withTestDb } from "../lib/db/testing.ts";
 import { registerGetLatestReadingsTool } from "../lib/mcp/tools/get_latest_readings.ts";
@@ -18,6 +15,7 @@ import { registerGetSensorHistoryTool } from "../lib/mcp/tools/get_sensor_histor
 import { seedReadings } from "../tests/fixtures/readings_seed.ts";
 import { tempResults } from "../tests/fixtures/readings_results.ts";
 import { type Timings, timings } from "./_stats.ts";
+import { connectTools } from "./_tool_client.ts";
 
 const RUNS = 30;
 const WARMUP = 3;
@@ -36,19 +34,12 @@ export async function run(_args: string[]): Promise<void> {
   );
 
   const deps = { db, results, config: loadServeConfig({}) };
-  const server = new McpServer({ name: "bench", version: "0" });
-  registerGetLatestReadingsTool(server, deps);
-  registerGetSensorHistoryTool(server, deps);
-  const [a, b] = InMemoryTransport.createLinkedPair();
-  const client = new Client({ name: "bench", version: "0" });
-  await Promise.all([server.connect(a), client.connect(b)]);
+  const client = await connectTools(deps, [
+    registerGetLatestReadingsTool,
+    registerGetSensorHistoryTool,
+  ]);
   try {
-    await client.listTools();
-    const call = async (name: string, args: Record<string, unknown>) => {
-      const r = await client.callTool({ name, arguments: args });
-      if (r.isError) throw new Error(`${name} failed: ${JSON.stringify(r.content)}`);
-      return r;
-    };
+    const call = (name: string, args: Record<string, unknown>) => client.call(name, args);
     let sensors = 0;
     const latest = await timings(async () => {
       const r = await call("get_latest_readings", {});
@@ -77,7 +68,6 @@ export async function run(_args: string[]): Promise<void> {
     );
   } finally {
     await client.close();
-    await server.close();
   }
 }
 

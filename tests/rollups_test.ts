@@ -243,3 +243,65 @@ Deno.test("sensorHistory() reads the coarsest source that fits and matches the r
     before.points.map((p) => [p.time.toISOString(), p.count, p.min, p.max]),
   );
 });
+
+Deno.test("sensorHistory() reads raw readings instead of a minute rollup that condenses nothing", async () => {
+  await using db = await withTestDb();
+  // one reading a minute for 3 days, in the columnar table; every 10 s in the flexible one
+  await db.exec(`
+    insert into devices (device_id) values ('d1');
+    insert into sensors (sensor_id, device_id, sensor_type) values (1, 'd1', 'scd30');
+    insert into scd30_measurements (time, sensor_id, co2)
+    select timestamptz '2024-01-01T00:00:00Z' + g * interval '1 minute', 1, 400 + (g * 7919) % 1300
+    from generate_series(0, 3 * 1440 - 1) g;
+    insert into sensors (sensor_id, device_id, sensor_type) values (2, 'd1', 'sgp30');
+    insert into measurements (time, sensor_id, metric_type, value)
+    select timestamptz '2024-01-01T00:00:00Z' + g * interval '10 s', 2, 'tvoc', (g * 13) % 500
+    from generate_series(0, 3 * 8640 - 1) g;
+  `);
+  const cases = [
+    // [sensor, metric, start, end, maxPoints, source]
+    [1, "co2", "2024-01-02T00:00:17Z", "2024-01-03T00:00:17Z", 500, "raw"], // 5 min buckets
+    [1, "co2", "2024-01-01T10:00:17Z", "2024-01-03T22:00:17Z", 100, "rollup_1h"], // 1 h buckets
+    [2, "tvoc", "2024-01-02T00:00:17Z", "2024-01-03T00:00:17Z", 500, "rollup_1m"],
+  ] as const;
+  for (const [sensorId, metric, s, e, maxPoints, source] of cases) {
+    const o = { sensorId, metric, start: new Date(s), end: new Date(e), maxPoints };
+    const fast = await sensorHistory(db, o);
+    const raw = await sensorHistory(db, { ...o, rollups: false });
+    assertEquals([metric, s, fast.source], [metric, s, source]);
+    assertEquals(
+      fast.points.map((p) => [p.time.toISOString(), p.count, p.min, p.max, p.avg]),
+      raw.points.map((p) => [p.time.toISOString(), p.count, p.min, p.max, p.avg]),
+    );
+  }
+  // the hour edges of a 1 h answer: raw readings, not the minute rollup
+  const edges = await sensorHistory(db, {
+    sensorId: 1,
+    metric: "co2",
+    start: new Date("2024-01-01T10:00:17Z"),
+    end: new Date("2024-01-03T22:00:17Z"),
+    maxPoints: 100,
+  });
+  assertEquals(edges.pieces.map((p) => p.source), ["raw", "rollup_1h", "raw"]);
+  // once retention removed the raw readings, the minute rollup answers for them, the same numbers
+  const o = {
+    sensorId: 1,
+    metric: "co2",
+    start: new Date("2024-01-02T00:00:00Z"),
+    end: new Date("2024-01-03T00:00:00Z"),
+    maxPoints: 500,
+  };
+  const before = await sensorHistory(db, o);
+  assertEquals(before.pieces.map((p) => p.source), ["raw"]);
+  await trimRawReadings(db, { before: new Date("2024-01-02T12:00:30Z") });
+  const after = await sensorHistory(db, o); // the cached catalog still has no horizon
+  assertEquals(after.pieces.map((p) => [p.source, p.start.toISOString()]), [
+    ["rollup_1m", "2024-01-02T00:00:00.000Z"],
+    ["raw", "2024-01-02T12:01:00.000Z"],
+  ]);
+  assertEquals(after.points.length, 288);
+  assertEquals(
+    after.points.map((p) => [p.time.toISOString(), p.count, p.min, p.max, p.avg]),
+    before.points.map((p) => [p.time.toISOString(), p.count, p.min, p.max, p.avg]),
+  );
+});

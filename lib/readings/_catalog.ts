@@ -33,14 +33,23 @@ export interface Catalog {
   horizons: Map<string, Date>;
   /** Sensor id → the metrics its rollups hold readings of, in name order. */
   reported: Map<number, string[]>;
+  /**
+   * `sensor_id/metric` → the layouts its rollups hold readings in, each with the readings per
+   * minute (with a reading) of its newest day: how much a minute rollup condenses raw readings.
+   */
+  layouts: Map<string, Map<Layout, number>>;
 }
+
+/** A table layout of the readings. */
+export type Layout = "columnar" | "flexible";
 
 /**
  * Loads sensors (with device, room and placement), columnar metric columns, units, the tables
  * with rollups, retention horizons and the metrics each sensor has reported, in one statement
  * (one round trip: the embedded database runs statements one at a time). Columns come from the
- * system catalog, which is several times faster than information_schema; reported metrics from
- * a loose index scan of `rollup_1d` (one probe per sensor and metric).
+ * system catalog, which is several times faster than information_schema; reported metrics and
+ * their layouts from a loose index scan of `rollup_1d` (one probe per sensor, metric and layout,
+ * and one more for the newest day of each).
  */
 export async function loadCatalog(db: Queryable): Promise<Catalog> {
   const [row] = await db.sql<
@@ -75,20 +84,25 @@ export async function loadCatalog(db: Queryable): Promise<Catalog> {
       (select coalesce(json_agg(table_name), '[]') from rollup_sources) as rolled_up,
       (select coalesce(json_agg(json_build_array(table_name, before)), '[]')
        from raw_retention) as horizons,
-      (with recursive m(sensor_id, metric) as (
-         select s.sensor_id,
-                (select x.metric from rollup_1d x where x.sensor_id = s.sensor_id
-                 order by x.metric limit 1)
-         from sensors s
+      (with recursive m(sensor_id, metric, layout) as (
+         select s.sensor_id, x.metric, x.layout
+         from sensors s cross join lateral (
+           select x.metric, x.layout from rollup_1d x where x.sensor_id = s.sensor_id
+           order by x.metric, x.layout limit 1) x
          union all
-         select m.sensor_id,
-                (select x.metric from rollup_1d x
-                 where x.sensor_id = m.sensor_id and x.metric > m.metric
-                 order by x.metric limit 1)
-         from m where m.metric is not null
+         select m.sensor_id, x.metric, x.layout
+         from m cross join lateral (
+           select x.metric, x.layout from rollup_1d x
+           where x.sensor_id = m.sensor_id and (x.metric, x.layout) > (m.metric, m.layout)
+           order by x.metric, x.layout limit 1) x
        )
-       select coalesce(json_agg(json_build_array(sensor_id, metric)), '[]')
-       from m where metric is not null) as reported`;
+       select coalesce(json_agg(json_build_array(m.sensor_id, m.metric, m.layout,
+                                                 d.count::float8 / greatest(d.minutes, 1))
+                                order by m.sensor_id, m.metric, m.layout), '[]')
+       from m cross join lateral (
+         select x.count, x.minutes from rollup_1d x
+         where x.sensor_id = m.sensor_id and x.metric = m.metric and x.layout = m.layout
+         order by x.bucket desc limit 1) d) as reported`;
   const sensors = json<{
     sensor_id: number;
     device_id: string;
@@ -120,8 +134,14 @@ export async function loadCatalog(db: Queryable): Promise<Catalog> {
       .map((r) => [`${r.sensor_type}/${r.metric}`, r.unit]),
   );
   const reported = new Map<number, string[]>();
-  for (const [id, metric] of json<[number, string]>(row.reported)) {
-    reported.set(Number(id), [...(reported.get(Number(id)) ?? []), metric]);
+  const layouts = new Map<string, Map<Layout, number>>();
+  for (const [id, metric, layout, rate] of json<[number, string, Layout, number]>(row.reported)) {
+    const key = `${id}/${metric}`;
+    if (!layouts.has(key)) {
+      layouts.set(key, new Map());
+      reported.set(Number(id), [...(reported.get(Number(id)) ?? []), metric]);
+    }
+    layouts.get(key)!.set(layout, Number(rate));
   }
   return {
     sensors,
@@ -130,6 +150,7 @@ export async function loadCatalog(db: Queryable): Promise<Catalog> {
     rolledUp: new Set(json<string>(row.rolled_up)),
     horizons: new Map(json<[string, string]>(row.horizons).map(([t, b]) => [t, new Date(b)])),
     reported,
+    layouts,
   };
 }
 

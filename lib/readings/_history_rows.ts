@@ -14,6 +14,11 @@ export interface HistoryRowsOptions {
   end: Date;
   /** How the period is covered (see `planSources`); default: raw readings only. */
   pieces?: SourcePiece[];
+  /**
+   * Read the flexible layout when the columnar one has nothing in the period (default true);
+   * false reads only the columnar table (`table` must be set).
+   */
+  flexible?: boolean;
 }
 
 /** The sensor as the database has it now, with the points of each layout. */
@@ -25,6 +30,8 @@ export interface HistoryRows {
   location: string | null;
   /** Ids of the device's sensors, ascending and comma-separated. */
   siblings: string | null;
+  /** The later retention horizon of the tables read (see `raw_retention`), in epoch ms. */
+  horizon: number | null;
   /** Points from the columnar table; null when it has none in the period (or no table). */
   columnar: HistoryPoint[] | null;
   /** Points from the flexible table; null when it has none or was not read. */
@@ -37,6 +44,7 @@ interface Row {
   sensor_type: string;
   location: string | null;
   siblings: string | null;
+  horizon: Date | string | null;
   columnar: unknown;
   flexible: unknown;
 }
@@ -62,7 +70,9 @@ export async function historyRows(
   const params: unknown[] = [];
   const p = (v: unknown) => `$${params.push(v)}`;
   const id = p(o.sensorId);
-  const metric = p(o.metric);
+  // a parameter only when some part names it (an unused one has no type PostgreSQL can infer)
+  let metricParam: string | undefined;
+  const metric = () => metricParam ??= p(o.metric);
   const stride = p(`${o.bucket.seconds} seconds`);
   const origin = p(BUCKET_ORIGIN.toISOString());
   const pieces = o.pieces ?? [{ source: "raw" as const, start: o.start, end: o.end }];
@@ -72,13 +82,13 @@ export async function historyRows(
       const [a, b] = bounds[i];
       if (x.source !== "raw") {
         return `select bucket as t, count as c, sum as s, min as lo, max as hi from ${x.source}
-          where sensor_id = ${id} and metric = ${metric} and layout = '${layout}'
+          where sensor_id = ${id} and metric = ${metric()} and layout = '${layout}'
             and bucket >= ${a}::timestamptz and bucket < ${b}::timestamptz${extra}`;
       }
       if (layout === "flexible") {
         return `select time as t, 1::bigint as c, value as s, value as lo, value as hi
           from measurements
-          where sensor_id = ${id} and metric_type = ${metric}
+          where sensor_id = ${id} and metric_type = ${metric()}
             and time >= ${a}::timestamptz and time < ${b}::timestamptz${extra}`;
       }
       const col = quoted(o.metric);
@@ -101,16 +111,18 @@ export async function historyRows(
       select s.device_id, d.device_name, s.sensor_type,
              coalesce(nullif(s.location, ''), d.location) as location,
              (select string_agg(x.sensor_id::text, ',' order by x.sensor_id)
-              from sensors x where x.device_id = s.device_id) as siblings
+              from sensors x where x.device_id = s.device_id) as siblings,
+             (select max(r.before) from raw_retention r
+              where r.table_name in ('measurements', ${p(o.table ?? "measurements")})) as horizon
       from sensors s join devices d on d.device_id = s.device_id
       where s.sensor_id = ${id}
     ),
-    columnar as (${
-    columnar
-      ? aggregate("columnar", "")
-      : "select null::timestamptz as time, null::float8 as avg, null::float8 as min, null::float8 as max, null::numeric as count where false"
-  }),
-    flexible as (${aggregate("flexible", columnar ? " and not exists (select from columnar)" : "")})
+    columnar as (${columnar ? aggregate("columnar", "") : NONE}),
+    flexible as (${
+    o.flexible === false && columnar
+      ? NONE
+      : aggregate("flexible", columnar ? " and not exists (select from columnar)" : "")
+  })
     select sensor.*,
            (select json_agg(json_build_array(time, avg, min, max, count) order by time)
             from columnar) as columnar,
@@ -126,10 +138,15 @@ export async function historyRows(
     sensorType: r.sensor_type,
     location: r.location,
     siblings: r.siblings,
+    horizon: r.horizon === null ? null : new Date(r.horizon).getTime(),
     columnar: parsePoints(r.columnar),
     flexible: parsePoints(r.flexible),
   };
 }
+
+/** An aggregate of no rows, for a layout that is not read. */
+const NONE = "select null::timestamptz as time, null::float8 as avg, null::float8 as min, " +
+  "null::float8 as max, null::numeric as count where false";
 
 /** `name` as a quoted identifier; only names `isValidIdent` accepts get this far. */
 function quoted(name: string): string {

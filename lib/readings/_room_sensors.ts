@@ -7,7 +7,9 @@ import {
   sensorsAtLocation,
   sensorsOfDevice,
 } from "./_catalog.ts";
+import { type CachedCatalog, cachedCatalog } from "./_cached_catalog.ts";
 import { ReadingsError } from "./readings_error.ts";
+import type { Queryable } from "../db/mod.ts";
 
 /** Which sensors an answer about a place covers. */
 export interface PlaceFilter {
@@ -65,4 +67,29 @@ export function sensorsOfPlace(catalog: Catalog, filter: PlaceFilter): {
   const used = new Set(metrics.map((m) => m.sensor.sensorId));
   const chosen = sensors.filter((s) => used.has(s.sensorId));
   return { sensors: chosen.sort((a, b) => a.sensorId - b.sensorId), metrics };
+}
+
+/**
+ * `sensorsOfPlace` on the cached catalog (see `cachedCatalog`), read afresh once when the cached
+ * one does not know the place or its sensors (a new device or room), or, given `metric`, when
+ * none of its sensors has reported that metric yet.
+ *
+ * @throws {ReadingsError} as `sensorsOfPlace` does, from the fresh catalog.
+ */
+export async function placeSensors(
+  db: Queryable,
+  filter: PlaceFilter & { metric?: string },
+): Promise<{ catalog: CachedCatalog; sensors: SensorInfo[]; metrics: ChosenMetric[] }> {
+  const catalog = await cachedCatalog(db);
+  try {
+    const place = sensorsOfPlace(catalog, filter);
+    if (
+      catalog.fresh || filter.metric === undefined ||
+      place.metrics.some((m) => m.metric === filter.metric)
+    ) return { catalog, ...place };
+  } catch (error) {
+    if (!(error instanceof ReadingsError) || catalog.fresh) throw error;
+  }
+  const fresh = await cachedCatalog(db, { fresh: true });
+  return { catalog: fresh, ...sensorsOfPlace(fresh, filter) };
 }

@@ -2,10 +2,8 @@ import type { Db, Queryable } from "../db/mod.ts";
 import { within } from "./_within.ts";
 import { roundPeriod } from "./_period.ts";
 import type { SensorInfo } from "./_catalog.ts";
-import { cachedCatalog } from "./_cached_catalog.ts";
-import { type ChosenMetric, type PlaceFilter, sensorsOfPlace } from "./_room_sensors.ts";
+import { type ChosenMetric, type PlaceFilter, placeSensors } from "./_room_sensors.ts";
 import { BUCKET_ORIGIN } from "./choose_bucket.ts";
-import { ReadingsError } from "./readings_error.ts";
 
 /** Guide values the summary counts minutes against (README "Answers without SQL"). */
 export const AIR_THRESHOLDS = {
@@ -85,15 +83,7 @@ export async function airSummary(db: Db, opts: AirSummaryOptions): Promise<AirSu
   const floor = (t: number, w: number) => o + Math.floor((t - o) / w) * w;
   const ceil = (t: number, w: number) => o + Math.ceil((t - o) / w) * w;
   const { start, end } = roundPeriod(opts.start, opts.end, MINUTE);
-  let catalog = await cachedCatalog(db);
-  let place;
-  try {
-    place = sensorsOfPlace(catalog, opts);
-  } catch (error) {
-    if (!(error instanceof ReadingsError) || catalog.fresh) throw error;
-    catalog = await cachedCatalog(db, { fresh: true });
-    place = sensorsOfPlace(catalog, opts);
-  }
+  const place = await placeSensors(db, opts);
   const hs = Math.min(ceil(start, HOUR), end);
   const he = Math.max(floor(end, HOUR), hs);
   const metricsOfPlace = place.metrics;
@@ -205,41 +195,49 @@ async function summaryRows(
       select r.* from sel join rollup_1m r using (sensor_id, metric, layout)
       where r.bucket >= ${iso(t.he)} and r.bucket < ${iso(t.end)}
     ),
-    th(metric, kind, v) as (values ('co2', 'above', 1000::float8), ('co2', 'above', 1400),
-      ('temperature', 'below', 19), ('temperature', 'above', 23),
-      ('humidity', 'below', 40), ('humidity', 'above', 60)),
-    -- per hour and threshold: all its minutes count, none does, or its minutes must be read
-    ht as (
-      select h.sensor_id, h.metric, h.layout, h.bucket, h.minutes, h.min, h.max, th.kind, th.v,
-             case when th.kind = 'above' then
-                    case when h.min > th.v then 'all' when h.max <= th.v then 'none' else 'mixed' end
-                  else
-                    case when h.max < th.v then 'all' when h.min >= th.v then 'none' else 'mixed' end
-             end as verdict
+    -- the two thresholds of each metric
+    th(metric, k1, v1, k2, v2) as (values ('co2', 'above', 1000::float8, 'above', 1400::float8),
+      ('temperature', 'below', 19, 'above', 23), ('humidity', 'below', 40, 'above', 60)),
+    -- per hour and threshold: 1 when all its minutes count, 0 when none does, null when the
+    -- hour crosses the threshold and its minutes must be read
+    hv as (
+      select h.sensor_id, h.metric, h.layout, h.bucket, h.minutes, th.k1, th.v1, th.k2, th.v2,
+             case when th.k1 = 'above' then
+                    case when h.min > th.v1 then 1 when h.max <= th.v1 then 0 end
+                  else case when h.max < th.v1 then 1 when h.min >= th.v1 then 0 end
+             end as a1,
+             case when th.k2 = 'above' then
+                    case when h.min > th.v2 then 1 when h.max <= th.v2 then 0 end
+                  else case when h.max < th.v2 then 1 when h.min >= th.v2 then 0 end
+             end as a2
       from h join th using (metric)
     ),
-    -- the minutes of every hour that crosses some threshold, read once, with their hour's
-    -- min and max (null at the edges, where every minute counts)
-    mixed as (
-      select m.sensor_id, m.metric, m.sum / m.count as avg, x.min as hmin, x.max as hmax
-      from (select distinct sensor_id, metric, layout, bucket, min, max
-            from ht where verdict = 'mixed') x
-      join rollup_1m m on m.sensor_id = x.sensor_id and m.metric = x.metric
-        and m.layout = x.layout and m.bucket >= x.bucket and m.bucket < x.bucket + interval '1 hour'
-      union all
-      select sensor_id, metric, sum / count, null, null from e
-    ),
+    -- minutes beyond each threshold: whole hours by their verdict; an hour that crosses a
+    -- threshold has its minutes read and counted by their own averages, in one pass per hour
     counted as (
-      select sensor_id, metric, kind, v, minutes from ht where verdict = 'all'
+      select sensor_id, metric, k1, v1, k2, v2, a1 * minutes as n1, a2 * minutes as n2
+      from hv where a1 is not null and a2 is not null
       union all
-      select x.sensor_id, x.metric, th.kind, th.v, count(*)
-      from mixed x join th using (metric)
-      where case when th.kind = 'above' then x.avg > th.v else x.avg < th.v end
-        -- only where the hour crosses this threshold (else it was judged whole above)
-        and (x.hmin is null
-             or case when th.kind = 'above' then x.hmin <= th.v and x.hmax > th.v
-                     else x.hmax >= th.v and x.hmin < th.v end)
-      group by 1, 2, 3, 4
+      select hv.sensor_id, hv.metric, hv.k1, hv.v1, hv.k2, hv.v2,
+             coalesce(hv.a1 * hv.minutes, x.n1), coalesce(hv.a2 * hv.minutes, x.n2)
+      from hv cross join lateral (
+        select count(*) filter (where case when hv.k1 = 'above' then m.sum / m.count > hv.v1
+                                           else m.sum / m.count < hv.v1 end) as n1,
+               count(*) filter (where case when hv.k2 = 'above' then m.sum / m.count > hv.v2
+                                           else m.sum / m.count < hv.v2 end) as n2
+        from rollup_1m m
+        where m.sensor_id = hv.sensor_id and m.metric = hv.metric and m.layout = hv.layout
+          and m.bucket >= hv.bucket and m.bucket < hv.bucket + interval '1 hour'
+      ) x
+      where hv.a1 is null or hv.a2 is null
+      union all
+      -- the minutes at the period's edges, each by its own average
+      select e.sensor_id, e.metric, th.k1, th.v1, th.k2, th.v2,
+             (case when th.k1 = 'above' then e.sum / e.count > th.v1
+                   else e.sum / e.count < th.v1 end)::int,
+             (case when th.k2 = 'above' then e.sum / e.count > th.v2
+                   else e.sum / e.count < th.v2 end)::int
+      from e join th using (metric)
     ),
     rows as (select * from h union all select * from e),
     dew as (
@@ -263,9 +261,10 @@ async function summaryRows(
                     max(max) as hi, sum(minutes) as mins
              from rows group by 1, 2) x) as stats,
       (select coalesce(json_agg(json_build_object('sensor_id', sensor_id, 'metric', metric,
-                'kind', kind, 'v', v, 'minutes', n)), '[]')
-       from (select sensor_id, metric, kind, v, sum(minutes) as n from counted
-             group by 1, 2, 3, 4) x) as thresholds,
+                'kind', t.kind, 'v', t.v, 'minutes', t.n)), '[]')
+       from (select sensor_id, metric, k1, v1, k2, v2, sum(n1) as n1, sum(n2) as n2
+             from counted group by 1, 2, 3, 4, 5, 6) x
+       cross join lateral (values (k1, v1, n1), (k2, v2, n2)) as t(kind, v, n)) as thresholds,
       (select json_build_object('sensor_id', min(sensor_id), 'n', count(*), 'min', min(d),
                 'avg', avg(d), 'max', max(d))
        from dp) as dew`;

@@ -2,8 +2,7 @@ import type { Db } from "../db/mod.ts";
 import { within } from "./_within.ts";
 import { roundPeriod } from "./_period.ts";
 import type { SensorInfo } from "./_catalog.ts";
-import { cachedCatalog } from "./_cached_catalog.ts";
-import { type PlaceFilter, sensorsOfPlace } from "./_room_sensors.ts";
+import { type PlaceFilter, placeSensors } from "./_room_sensors.ts";
 import { ReadingsError } from "./readings_error.ts";
 
 /** Options of `dailyProfile`. */
@@ -57,8 +56,7 @@ export async function dailyProfile(db: Db, opts: DailyProfileOptions): Promise<D
   const timezone = checkTimezone(opts.timezone ?? "UTC");
   const { start, end } = roundPeriod(opts.start, opts.end, HOUR);
   const metric = opts.metric.trim().toLowerCase();
-  const catalog = await cachedCatalog(db, { fresh: true });
-  const place = sensorsOfPlace(catalog, opts);
+  const place = await placeSensors(db, { location: opts.location, device: opts.device, metric });
   const chosen = place.metrics.find((m) => m.metric === metric);
   if (!chosen) {
     const choices = place.metrics.map((m) => m.metric);

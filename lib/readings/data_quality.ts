@@ -3,7 +3,7 @@ import { within } from "./_within.ts";
 import { roundPeriod } from "./_period.ts";
 import { hasRollups, type SensorInfo, sensorMetrics } from "./_catalog.ts";
 import { cachedCatalog } from "./_cached_catalog.ts";
-import { type PlaceFilter, sensorsOfPlace } from "./_room_sensors.ts";
+import { type PlaceFilter, placeSensors } from "./_room_sensors.ts";
 
 /**
  * Largest plausible change of a minute's average from the minute before, and the physically
@@ -93,6 +93,8 @@ export interface DataQuality {
   jumps: Jump[];
   implausible: Implausible[];
   clocks: ClockFinding[];
+  /** Unit of each metric of each sensor, keyed `sensor_id/metric` (from the `metrics` table). */
+  units: Map<string, string | null>;
 }
 
 const MINUTE = 60_000;
@@ -112,10 +114,13 @@ export async function dataQuality(db: Db, opts: DataQualityOptions): Promise<Dat
   const gapMinutes = Math.max(2, Math.floor(opts.gapMinutes ?? 10));
   const stuckHours = Math.max(1, Math.floor(opts.stuckHours ?? 2));
   const limit = Math.max(1, Math.min(1000, Math.floor(opts.limit ?? 100)));
-  const catalog = await cachedCatalog(db, { fresh: true });
-  const sensors = opts.location?.trim() || opts.device?.trim()
-    ? sensorsOfPlace(catalog, opts).sensors
-    : catalog.sensors.filter((s) => hasRollups(catalog, s.sensorType));
+  // every sensor: from a fresh catalog, as no miss would tell that a cached one lacks a new one
+  const { catalog, sensors } = opts.location?.trim() || opts.device?.trim()
+    ? await placeSensors(db, opts)
+    : await cachedCatalog(db, { fresh: true }).then((c) => ({
+      catalog: c,
+      sensors: c.sensors.filter((s) => hasRollups(c, s.sensorType)),
+    }));
   const pairs = sensors.flatMap((s) => sensorMetrics(catalog, s).map((m) => [s.sensorId, m]));
   const limits = Object.entries(QUALITY_LIMITS);
   const [row] = await within(db, opts.timeoutMs, (q) =>
@@ -236,10 +241,16 @@ export async function dataQuality(db: Db, opts: DataQualityOptions): Promise<Dat
            (select coalesce(json_agg(implausible), '[]') from implausible) as implausible,
            (select coalesce(json_agg(clocks), '[]') from clocks) as clocks`);
   const list = <T>(v: unknown) => (typeof v === "string" ? JSON.parse(v) : v) as T[];
+  const bySensor = new Map(sensors.map((s) => [s.sensorId, s.sensorType]));
   return {
     start: new Date(start),
     end: new Date(end),
     sensors,
+    units: new Map(
+      pairs.map((
+        [id, m],
+      ) => [`${id}/${m}`, catalog.units.get(`${bySensor.get(+id)}/${m}`) ?? null]),
+    ),
     gapMinutes,
     stuckHours,
     gaps: list<{ sensor_id: number; from: string; to: string; minutes: number }>(row.gaps)

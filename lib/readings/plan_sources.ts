@@ -32,7 +32,17 @@ export interface PlanOptions {
    * `rollup_1m` over the whole minutes it touches instead.
    */
   rawFrom?: Date;
+  /**
+   * Readings per minute of the metric (see `Catalog.layouts`). At `MINUTE_ROLLUP_MIN_RATE` or
+   * fewer the minute rollup holds about a row per reading, so raw readings, whose index is the
+   * same range scan over no more rows, fill the parts finer than an hour instead (except before
+   * `rawFrom`). Default: unknown, the minute rollup is used.
+   */
+  rawPerMinute?: number;
 }
+
+/** Readings per minute up to which raw readings are read instead of the minute rollup. */
+export const MINUTE_ROLLUP_MIN_RATE = 1.2;
 
 /**
  * Covers [`start`, `end`) with the coarsest sources that keep every answer bucket exact: the
@@ -43,7 +53,9 @@ export interface PlanOptions {
  * Parts are in time order, contiguous and never overlap.
  */
 export function planSources(opts: PlanOptions): SourcePiece[] {
-  const levels = opts.rollups ? ROLLUPS.filter((l) => opts.bucketSeconds % l.seconds === 0) : [];
+  const sparse = opts.rawPerMinute !== undefined && opts.rawPerMinute <= MINUTE_ROLLUP_MIN_RATE;
+  const fits = opts.rollups ? ROLLUPS.filter((l) => opts.bucketSeconds % l.seconds === 0) : [];
+  const levels = sparse ? fits.filter((l) => l.source !== "rollup_1m") : fits;
   const out: SourcePiece[] = [];
   const cover = (a: number, b: number, level: number) => {
     if (a >= b) return;
@@ -62,20 +74,24 @@ export function planSources(opts: PlanOptions): SourcePiece[] {
   };
   cover(opts.start.getTime(), opts.end.getTime(), 0);
   const rawFrom = opts.rawFrom?.getTime();
-  const minute = levels.some((l) => l.source === "rollup_1m");
+  const minute = fits.some((l) => l.source === "rollup_1m");
   if (rawFrom === undefined || !minute) return out;
-  // Raw parts before the retention horizon: whole minutes from rollup_1m (they lie within one
-  // minute of a period edge, so widening them to the minute overlaps no other part).
-  return out.map((p) => {
-    if (p.source !== "raw" || p.start.getTime() >= rawFrom) return p;
-    const o = BUCKET_ORIGIN.getTime();
-    const floor = (t: number) => o + Math.floor((t - o) / 60000) * 60000;
-    const ceil = (t: number) => o + Math.ceil((t - o) / 60000) * 60000;
-    return {
+  // Raw parts before the retention horizon: whole minutes from rollup_1m up to the minute after
+  // the horizon, raw readings after it. Each raw part lies between a period edge and a minute
+  // boundary or coarser, so widening it to the minute overlaps no other part.
+  const o = BUCKET_ORIGIN.getTime();
+  const floor = (t: number) => o + Math.floor((t - o) / 60000) * 60000;
+  const ceil = (t: number) => o + Math.ceil((t - o) / 60000) * 60000;
+  return out.flatMap((p): SourcePiece[] => {
+    const [a, b] = [p.start.getTime(), p.end.getTime()];
+    if (p.source !== "raw" || a >= rawFrom) return [p];
+    const cut = Math.min(ceil(rawFrom), ceil(b));
+    const head: SourcePiece = {
       source: "rollup_1m",
-      start: new Date(floor(p.start.getTime())),
-      end: new Date(ceil(p.end.getTime())),
+      start: new Date(floor(a)),
+      end: new Date(cut),
     };
+    return cut < b ? [head, { source: "raw", start: new Date(cut), end: p.end }] : [head];
   });
 }
 

@@ -78,3 +78,63 @@ export async function answer<T>(deps: ToolDeps, fn: () => Promise<T>): Promise<T
 export function isErrorResult(x: unknown): x is ErrorResult {
   return typeof x === "object" && x !== null && (x as { isError?: unknown }).isError === true;
 }
+
+/** Annotations of every air tool: reads only, the same answer for the same data. */
+export const AIR_ANNOTATIONS = {
+  readOnlyHint: true,
+  openWorldHint: false,
+  idempotentHint: true,
+} as const;
+
+/** The place and period arguments most air tools take. */
+export interface PlacePeriodArgs {
+  location?: string;
+  device?: string;
+  start?: string | number;
+  end?: string | number;
+}
+
+/** What the handler of every air tool shares (see `airAnswer`). */
+export interface AirCall {
+  /** The one "now" every relative time of the call is read against. */
+  now: Date;
+  /** QUERY_TIMEOUT_S in milliseconds. */
+  timeoutMs: number;
+  /** A time argument (see `timeArg`), `fallback` when absent. */
+  time(name: string, value: string | number | undefined, fallback: string): Date;
+  /** location, device, start (default `defaultStart`), end (default now) and the timeout. */
+  placePeriod(args: PlacePeriodArgs, defaultStart: string): {
+    location?: string;
+    device?: string;
+    start: Date;
+    end: Date;
+    timeoutMs: number;
+  };
+}
+
+/**
+ * Runs the readings function of an air tool with its arguments read as `AirCall` gives them; a
+ * bad argument, a ReadingsError or a timeout becomes an error result (see `answer`).
+ */
+export function airAnswer<T>(
+  deps: ToolDeps,
+  fn: (call: AirCall) => Promise<T>,
+): Promise<T | ErrorResult> {
+  const now = new Date();
+  const timeoutMs = deps.config.query.timeoutS * 1000;
+  const time = (name: string, value: string | number | undefined, fallback: string) =>
+    timeArg(name, value ?? fallback, now);
+  return answer(deps, () =>
+    fn({
+      now,
+      timeoutMs,
+      time,
+      placePeriod: (args, defaultStart) => ({
+        location: args.location,
+        device: args.device,
+        start: time("start", args.start, defaultStart),
+        end: time("end", args.end, "now"),
+        timeoutMs,
+      }),
+    }));
+}

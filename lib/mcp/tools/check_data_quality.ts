@@ -3,13 +3,14 @@ import { z } from "zod";
 import type { ToolDeps } from "../deps.ts";
 import { dataQuality, formatValue, QUALITY_LIMITS } from "../../readings/mod.ts";
 import {
-  answer,
+  AIR_ANNOTATIONS,
+  airAnswer,
   isErrorResult,
   placeInput,
+  type PlacePeriodArgs,
   sensorJson,
   sensorLabel,
   sensorOutput,
-  timeArg,
   timeInput,
 } from "./_air_args.ts";
 
@@ -68,13 +69,7 @@ export const CheckDataQualityOutput = {
   })).describe("Sensors whose newest reading lies in the future: the device clock runs ahead"),
 };
 
-type Args = {
-  location?: string;
-  device?: string;
-  start?: string | number;
-  end?: string | number;
-  gap_minutes?: number;
-};
+type Args = PlacePeriodArgs & { gap_minutes?: number };
 
 const iso = (d: Date) => d.toISOString();
 
@@ -87,30 +82,16 @@ export function registerCheckDataQualityTool(server: McpServer, deps: ToolDeps):
       "Use it before trusting an analysis, or when asked whether a sensor works. Fast over any period (from the rollups). Default period: the last 7 days.",
     inputSchema: CheckDataQualityInput,
     outputSchema: CheckDataQualityOutput,
-    annotations: { readOnlyHint: true, openWorldHint: false, idempotentHint: true },
+    annotations: AIR_ANNOTATIONS,
   }, async (args: Args) => {
-    const now = new Date();
-    const q = await answer(deps, () =>
+    const q = await airAnswer(deps, (call) =>
       dataQuality(deps.db, {
-        location: args.location,
-        device: args.device,
-        start: timeArg("start", args.start ?? "-7d", now),
-        end: timeArg("end", args.end ?? "now", now),
+        ...call.placePeriod(args, "-7d"),
         gapMinutes: args.gap_minutes,
-        now,
-        timeoutMs: deps.config.query.timeoutS * 1000,
+        now: call.now,
       }));
     if (isErrorResult(q)) return q;
-    const unit = (m: string) =>
-      m === "co2"
-        ? "ppm"
-        : m === "temperature"
-        ? "°C"
-        : m === "humidity"
-        ? "%RH"
-        : m === "pressure"
-        ? "hPa"
-        : null;
+    const unit = (sensorId: number, metric: string) => q.units.get(`${sensorId}/${metric}`) ?? null;
     const lines = [
       `Data quality ${iso(q.start)} → ${iso(q.end)} of ${
         q.sensors.map(sensorLabel).join(", ") || "no sensor"
@@ -121,21 +102,21 @@ export function registerCheckDataQualityTool(server: McpServer, deps: ToolDeps):
       ),
       `- stuck values (${q.stuckHours}+ h unchanged): ${q.stuck.length === 0 ? "none" : ""}`,
       ...q.stuck.map((s) =>
-        `  sensor ${s.sensorId} ${s.metric} = ${formatValue(s.value, unit(s.metric))} ${
+        `  sensor ${s.sensorId} ${s.metric} = ${formatValue(s.value, unit(s.sensorId, s.metric))} ${
           iso(s.from)
         } → ${iso(s.to)} (${s.hours} h)`
       ),
       `- implausible jumps: ${q.jumps.length === 0 ? "none" : ""}`,
       ...q.jumps.map((j) =>
-        `  sensor ${j.sensorId} ${j.metric} ${formatValue(j.from, unit(j.metric))} → ${
-          formatValue(j.to, unit(j.metric))
+        `  sensor ${j.sensorId} ${j.metric} ${formatValue(j.from, unit(j.sensorId, j.metric))} → ${
+          formatValue(j.to, unit(j.sensorId, j.metric))
         } at ${iso(j.time)}`
       ),
       `- readings outside the plausible range: ${q.implausible.length === 0 ? "none" : ""}`,
       ...q.implausible.map((i) =>
-        `  sensor ${i.sensorId} ${i.metric} min ${formatValue(i.min, unit(i.metric))}, max ${
-          formatValue(i.max, unit(i.metric))
-        } in the hour from ${iso(i.hour)}`
+        `  sensor ${i.sensorId} ${i.metric} min ${
+          formatValue(i.min, unit(i.sensorId, i.metric))
+        }, max ${formatValue(i.max, unit(i.sensorId, i.metric))} in the hour from ${iso(i.hour)}`
       ),
       `- clocks running ahead: ${q.clocks.length === 0 ? "none" : ""}`,
       ...q.clocks.map((c) =>

@@ -2,7 +2,7 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import type { ToolDeps } from "../deps.ts";
 import { compareAir, formatValue } from "../../readings/mod.ts";
-import { answer, isErrorResult, timeArg, timeInput } from "./_air_args.ts";
+import { AIR_ANNOTATIONS, airAnswer, isErrorResult, timeInput } from "./_air_args.ts";
 import { describeSummary, summaryJson, summaryOutput } from "./get_air_summary.ts";
 
 /** Input of `compare_air`. */
@@ -57,13 +57,11 @@ export function registerCompareAirTool(server: McpServer, deps: ToolDeps): void 
       "Returns both summaries (as get_air_summary) and the differences b − a of average, min, max and minutes outside the comfortable range, with units. Default period: the last 7 days.",
     inputSchema: CompareAirInput,
     outputSchema: CompareAirOutput,
-    annotations: { readOnlyHint: true, openWorldHint: false, idempotentHint: true },
+    annotations: AIR_ANNOTATIONS,
   }, async (args: Args) => {
-    const now = new Date();
-    const timeoutMs = deps.config.query.timeoutS * 1000;
-    const result = await answer(deps, () => {
-      const startA = timeArg("start_a", args.start_a ?? "-7d", now);
-      const endA = timeArg("end_a", args.end_a ?? "now", now);
+    const result = await airAnswer(deps, ({ time, timeoutMs }) => {
+      const startA = time("start_a", args.start_a, "-7d");
+      const endA = time("end_a", args.end_a, "now");
       const sameB = args.location_b === undefined && args.device_b === undefined;
       return compareAir(
         deps.db,
@@ -71,8 +69,8 @@ export function registerCompareAirTool(server: McpServer, deps: ToolDeps): void 
         {
           location: sameB ? args.location_a : args.location_b,
           device: sameB ? args.device_a : args.device_b,
-          start: args.start_b === undefined ? startA : timeArg("start_b", args.start_b, now),
-          end: args.end_b === undefined ? endA : timeArg("end_b", args.end_b, now),
+          start: args.start_b === undefined ? startA : time("start_b", args.start_b, ""),
+          end: args.end_b === undefined ? endA : time("end_b", args.end_b, ""),
           timeoutMs,
         },
       );

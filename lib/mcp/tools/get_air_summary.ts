@@ -3,13 +3,14 @@ import { z } from "zod";
 import type { ToolDeps } from "../deps.ts";
 import { type AirSummary, airSummary, formatValue } from "../../readings/mod.ts";
 import {
-  answer,
+  AIR_ANNOTATIONS,
+  airAnswer,
   isErrorResult,
   placeInput,
+  type PlacePeriodArgs,
   sensorJson,
   sensorLabel,
   sensorOutput,
-  timeArg,
   timeInput,
 } from "./_air_args.ts";
 
@@ -132,8 +133,6 @@ export function describeSummary(title: string, s: AirSummary): string[] {
   return lines;
 }
 
-type Args = { location?: string; device?: string; start?: string | number; end?: string | number };
-
 /** Registers `get_air_summary`: the air in one room over one period, without SQL. */
 export function registerGetAirSummaryTool(server: McpServer, deps: ToolDeps): void {
   server.registerTool("get_air_summary", {
@@ -144,17 +143,12 @@ export function registerGetAirSummaryTool(server: McpServer, deps: ToolDeps): vo
       "Exact and fast over any period (computed from the minute and hour rollups; a minute counts by its average). Default period: the last 24 hours.",
     inputSchema: GetAirSummaryInput,
     outputSchema: { summary: summaryOutput },
-    annotations: { readOnlyHint: true, openWorldHint: false, idempotentHint: true },
-  }, async (args: Args) => {
-    const now = new Date();
-    const result = await answer(deps, () =>
-      airSummary(deps.db, {
-        location: args.location,
-        device: args.device,
-        start: timeArg("start", args.start ?? "-24h", now),
-        end: timeArg("end", args.end ?? "now", now),
-        timeoutMs: deps.config.query.timeoutS * 1000,
-      }));
+    annotations: AIR_ANNOTATIONS,
+  }, async (args: PlacePeriodArgs) => {
+    const result = await airAnswer(
+      deps,
+      (call) => airSummary(deps.db, call.placePeriod(args, "-24h")),
+    );
     if (isErrorResult(result)) return result;
     const where = args.location ?? args.device ?? "";
     return {

@@ -3,13 +3,14 @@ import { z } from "zod";
 import type { ToolDeps } from "../deps.ts";
 import { dailyProfile, formatValue } from "../../readings/mod.ts";
 import {
-  answer,
+  AIR_ANNOTATIONS,
+  airAnswer,
   isErrorResult,
   placeInput,
+  type PlacePeriodArgs,
   sensorJson,
   sensorLabel,
   sensorOutput,
-  timeArg,
   timeInput,
 } from "./_air_args.ts";
 
@@ -43,14 +44,7 @@ export const GetDailyProfileOutput = {
   })).describe("Hours without any reading are absent"),
 };
 
-type Args = {
-  location?: string;
-  device?: string;
-  metric: string;
-  start?: string | number;
-  end?: string | number;
-  timezone?: string;
-};
+type Args = PlacePeriodArgs & { metric: string; timezone?: string };
 
 /** Registers `get_daily_profile`: the typical day of one metric in one room. */
 export function registerGetDailyProfileTool(server: McpServer, deps: ToolDeps): void {
@@ -61,18 +55,13 @@ export function registerGetDailyProfileTool(server: McpServer, deps: ToolDeps): 
       "Exact, from the hour rollups, fast over any period. Default period: the last 30 days, hours in UTC unless timezone is given.",
     inputSchema: GetDailyProfileInput,
     outputSchema: GetDailyProfileOutput,
-    annotations: { readOnlyHint: true, openWorldHint: false, idempotentHint: true },
+    annotations: AIR_ANNOTATIONS,
   }, async (args: Args) => {
-    const now = new Date();
-    const p = await answer(deps, () =>
+    const p = await airAnswer(deps, (call) =>
       dailyProfile(deps.db, {
-        location: args.location,
-        device: args.device,
+        ...call.placePeriod(args, "-30d"),
         metric: args.metric,
-        start: timeArg("start", args.start ?? "-30d", now),
-        end: timeArg("end", args.end ?? "now", now),
         timezone: args.timezone,
-        timeoutMs: deps.config.query.timeoutS * 1000,
       }));
     if (isErrorResult(p)) return p;
     const lines = [
