@@ -144,19 +144,28 @@ def remove_dirs(ds, mode):
     for d in ds:
         if os.path.isdir(d) and tasks(d):
             kill(d, mode)
-        for attempt in range(101):
+        # A group is busy until its last process is gone: retry quickly at first (a job's
+        # processes are usually reaped within milliseconds), then every 0.1 s up to 10 s, killing
+        # what is left again about every second.
+        deadline = time.monotonic() + 10
+        delay = 0.002
+        next_kill = time.monotonic() + 1
+        while True:
             try:
                 os.rmdir(d)
                 break
             except FileNotFoundError:
                 break
             except OSError as e:
-                if attempt == 100:
+                now = time.monotonic()
+                if now > deadline:
                     left.append("%s: %s" % (d, e))
                     break
-                if attempt % 20 == 19:
+                if now > next_kill:
                     kill(d, mode)
-                time.sleep(0.1)
+                    next_kill = now + 1
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
     return left
 
 def sweep(spec):
