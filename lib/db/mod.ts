@@ -14,9 +14,11 @@ export {
   isCanceled,
   isConnectionState,
   isDbAnswer,
+  isInvalidParameterValue,
   isLoginRefused,
   isRefusal,
   isRetryable,
+  isUndefinedTableOrColumn,
   sqlState,
 } from "./sql_state.ts";
 export type { Db, Field, Queryable, QueryResult, Row, TransactionOptions } from "./types.ts";

@@ -63,3 +63,17 @@ export function isCanceled(err: unknown): boolean {
 export function isLoginRefused(err: unknown): boolean {
   return /^(28|3D)/.test(sqlState(err) ?? "");
 }
+
+/**
+ * 42P01 undefined_table or 42703 undefined_column: a statement named a table or column that is
+ * not (or no longer) there, e.g. one a cached catalog still lists.
+ */
+export function isUndefinedTableOrColumn(err: unknown): boolean {
+  const code = sqlState(err);
+  return code === "42P01" || code === "42703";
+}
+
+/** 22023 invalid_parameter_value: e.g. a time zone PostgreSQL does not know. */
+export function isInvalidParameterValue(err: unknown): boolean {
+  return sqlState(err) === "22023";
+}

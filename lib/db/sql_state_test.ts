@@ -1,6 +1,14 @@
 import { equal } from "node:assert/strict";
 import { isDbUnavailable } from "./db_unavailable.ts";
-import { isDbAnswer, isLoginRefused, isRefusal, isRetryable, sqlState } from "./sql_state.ts";
+import {
+  isDbAnswer,
+  isInvalidParameterValue,
+  isLoginRefused,
+  isRefusal,
+  isRetryable,
+  isUndefinedTableOrColumn,
+  sqlState,
+} from "./sql_state.ts";
 
 const pgError = (code: string) => Object.assign(new Error(`error ${code}`), { code });
 
@@ -33,4 +41,12 @@ Deno.test("isRetryable() and isLoginRefused() name their classes", () => {
   equal(isLoginRefused(new Error("open", { cause: pgError("28P01") })), true);
   equal(isLoginRefused(pgError("3D000")), true);
   equal(isLoginRefused(pgError("08006")), false);
+});
+
+Deno.test("isUndefinedTableOrColumn() and isInvalidParameterValue() name their codes", () => {
+  equal(isUndefinedTableOrColumn(pgError("42P01")), true);
+  equal(isUndefinedTableOrColumn(new Error("read", { cause: pgError("42703") })), true);
+  equal(isUndefinedTableOrColumn(pgError("42601")), false);
+  equal(isInvalidParameterValue(pgError("22023")), true);
+  equal(isInvalidParameterValue(pgError("22003")), false);
 });

@@ -1,4 +1,4 @@
-import type { Db } from "../db/mod.ts";
+import { type Db, isInvalidParameterValue } from "../db/mod.ts";
 import { within } from "./_within.ts";
 import { roundPeriod } from "./_period.ts";
 import type { SensorInfo } from "./_catalog.ts";
@@ -86,8 +86,8 @@ export async function dailyProfile(db: Db, opts: DailyProfileOptions): Promise<D
         and r.bucket >= ${new Date(start)} and r.bucket < ${new Date(end)}
       group by 1 order by 1`);
   } catch (error) {
-    // 22023: PostgreSQL does not know the time zone.
-    if ((error as { code?: unknown })?.code === "22023") {
+    // PostgreSQL does not know the time zone.
+    if (isInvalidParameterValue(error)) {
       throw new ReadingsError(`Unknown time zone "${timezone}"`, [], { cause: error });
     }
     throw error;

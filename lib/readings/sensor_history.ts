@@ -1,4 +1,4 @@
-import type { Db, Queryable } from "../db/mod.ts";
+import { type Db, isUndefinedTableOrColumn, type Queryable } from "../db/mod.ts";
 import {
   deviceLabel,
   hasRollups,
@@ -161,9 +161,8 @@ export async function sensorHistory(db: Db, opts: SensorHistoryOptions): Promise
         if (flex?.flexible) [row, pieces] = [{ ...flex, columnar: null }, flexPieces];
       }
     } catch (error) {
-      // 42P01 undefined_table, 42703 undefined_column: the cached tables changed.
-      const code = (error as { code?: unknown })?.code;
-      if (!catalog.fresh && (code === "42P01" || code === "42703")) continue;
+      // The cached tables changed.
+      if (!catalog.fresh && isUndefinedTableOrColumn(error)) continue;
       throw error;
     }
     const current = row !== undefined && row.sensorType === sensor.sensorType &&
