@@ -1,4 +1,5 @@
 import { logger } from "../log/mod.ts";
+import { runBounded } from "./_bounded_command.ts";
 import { CGROUP_TOOL } from "./_cgroup_tool.ts";
 
 const log = logger("sandbox");
@@ -29,6 +30,7 @@ export interface GroupUsage {
 export interface JobGroup {
   /** `cgroup.procs` files the job's first process must join before it forks anything. */
   readonly procs: string[];
+  /** What the kernel counted, read once the job has ended; the group(s) are removed with it. */
   usage(): Promise<GroupUsage>;
   /** Kills what is left in the group(s) and removes them; retries while processes exit. */
   remove(): Promise<void>;
@@ -50,26 +52,16 @@ const TOOL_TIMEOUT_MS = 30_000;
  * server's permission set may not touch /proc or /sys itself.
  */
 async function tool<T>(python: string, spec: Record<string, unknown>): Promise<T> {
-  const child = new Deno.Command(python, {
-    args: ["-I", "-S", "-c", CGROUP_TOOL, JSON.stringify(spec)],
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-  }, TOOL_TIMEOUT_MS);
-  const out = await child.output().finally(() => clearTimeout(timer));
-  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim().slice(0, 2000);
+  const out = await runBounded(
+    python,
+    ["-I", "-S", "-c", CGROUP_TOOL, JSON.stringify(spec)],
+    { timeoutMs: TOOL_TIMEOUT_MS, capture: true },
+  );
   if (!out.success) {
-    throw new Error(`cgroup ${spec.op} failed: ${text(out.stderr) || `status ${out.code}`}`);
+    const why = new TextDecoder().decode(out.stderr).trim().slice(0, 2000);
+    throw new Error(`cgroup ${spec.op} failed: ${why || `status ${out.code}`}`);
   }
-  return JSON.parse(text(out.stdout)) as T;
+  return JSON.parse(new TextDecoder().decode(out.stdout)) as T;
 }
 
 /**

@@ -2,6 +2,7 @@ import { join, resolve } from "node:path";
 import type { ResolvedServeConfig } from "../config/mod.ts";
 import { logger } from "../log/mod.ts";
 import { createBwrapSandbox } from "./bwrap.ts";
+import { runBounded } from "./_bounded_command.ts";
 import { detectCgroups } from "./_cgroup.ts";
 import { createDockerSandbox } from "./docker.ts";
 import { JobQueue } from "./_run_job.ts";
@@ -9,17 +10,12 @@ import type { Sandbox } from "./types.ts";
 
 const log = logger("sandbox");
 
+/** A probe of an engine at start-up (`docker info`, bwrap, python) answers in this time or fails. */
+const PROBE_TIMEOUT_MS = 15_000;
+
 async function works(cmd: string, args: string[], env: Record<string, string>): Promise<boolean> {
   try {
-    const out = await new Deno.Command(cmd, {
-      args,
-      clearEnv: true,
-      env,
-      stdout: "null",
-      stderr: "null",
-      stdin: "null",
-    }).output();
-    return out.success;
+    return (await runBounded(cmd, args, { timeoutMs: PROBE_TIMEOUT_MS, env })).success;
   } catch {
     return false;
   }
@@ -67,7 +63,9 @@ export async function createSandbox(
   if (bwrapOk && await works(python, ["-c", "import pandas, matplotlib"], env)) {
     const cgroups = await detectCgroups({ python });
     // Groups of jobs a server killed outright left behind, old enough to be no one's.
-    await cgroups?.sweep((2 * config.timeoutS + 60) * 1000);
+    await cgroups?.sweep((2 * config.timeoutS + 60) * 1000).catch((error) =>
+      log.warn("cannot sweep old sandbox cgroups", { error: String(error) })
+    );
     // What bounds a job as a whole: see README, "Sandbox".
     log.info("sandbox engine", { engine: "bwrap", python, limits: cgroups?.mode ?? "supervisor" });
     return createBwrapSandbox(limits, { python, queue, workDir, cgroups: cgroups ?? null });

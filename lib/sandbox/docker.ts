@@ -1,3 +1,4 @@
+import { runBounded } from "./_bounded_command.ts";
 import { Closer, JOB_MAX_PROCESSES, type JobDirs, JobQueue, runJob } from "./_run_job.ts";
 import { JOB_CPUS, JOB_TMP_MB } from "./bwrap.ts";
 import type { Sandbox, SandboxLimits } from "./types.ts";
@@ -77,22 +78,7 @@ export function createDockerSandbox(
               usage: () => Promise.resolve({ limits: "docker" as const }),
             }),
             kill: async (dirs) => {
-              const child = new Deno.Command("docker", {
-                args: ["kill", dirs.id],
-                clearEnv: true,
-                env,
-                stdin: "null",
-                stdout: "null",
-                stderr: "null",
-              }).spawn();
-              const timer = setTimeout(() => {
-                try {
-                  child.kill("SIGKILL");
-                } catch {
-                  // already exited
-                }
-              }, KILL_TIMEOUT_MS);
-              await child.status.finally(() => clearTimeout(timer));
+              await runBounded("docker", ["kill", dirs.id], { timeoutMs: KILL_TIMEOUT_MS, env });
             },
           },
         }))
