@@ -1,7 +1,8 @@
 /**
  * Ingest benchmark: end-to-end throughput of the collector (first publish → last row committed)
- * against a naive writer (one transaction per message, the seed's design) and the raw `COPY`
- * ceiling for the same rows, with the collector's memory; also the publisher alone and the batch
+ * against a naive writer (one transaction per message, the seed's design) and two `COPY`
+ * ceilings for the same rows (into the same tables, rollup triggers firing, and into empty twins
+ * without triggers), with the collector's memory; also the publisher alone and the batch
  * writer alone, to show which part limits. Uses `DATABASE_URL` (a fresh database,
  * dropped afterwards) or embedded PGlite, and `MQTT_URL` or the embedded broker.
  *
@@ -305,12 +306,21 @@ export async function run(args: string[]): Promise<void> {
     const bareRate = rate(o.n, bare.ms);
     console.log(`collector end to end without rollups (triggers disabled): ${fmt(bareRate)}`);
 
-    // 7. The ceiling: the same rows loaded with COPY.
+    // 7. The ceilings: the same rows loaded with COPY, one statement per layout, no MQTT — into
+    // the same tables as the collector's (their rollup triggers fire), and into empty twins of
+    // them without triggers (what the engine takes at best).
     const copyMs = target.url
-      ? await copyPostgres(target.url, o, baseSec)
+      ? await copyPostgres(target.url, o, baseSec + 14 * 86_400)
       : await copyPglite(o, baseSec);
-    const copyRate = rate(o.n, copyMs);
-    console.log(`COPY ceiling (same rows, no MQTT): ${fmt(copyRate)}`);
+    const copyRate = rate(o.n, copyMs.tables);
+    const bareCopyRate = rate(o.n, copyMs.bare);
+    console.log(
+      `COPY ceiling, same rows into the same tables (rollup triggers firing): ${fmt(copyRate)}`,
+    );
+    console.log(
+      `COPY ceiling, same rows into empty twins of the tables without triggers: ` +
+        `${fmt(bareCopyRate)}`,
+    );
 
     const x = (r: number) => `${r.toFixed(1)}x`;
     const f2 = (r: number) => r.toFixed(2);
@@ -318,6 +328,8 @@ export async function run(args: string[]): Promise<void> {
     console.log(
       `ratios: drain/COPY ${f2(drainRate / copyRate)} (target ≥ 0.8), ` +
         `end to end/COPY ${f2(collectorRate / copyRate)} (target ≥ 0.7), ` +
+        `drain/bare COPY ${f2(drainRate / bareCopyRate)}, ` +
+        `end to end/bare COPY ${f2(collectorRate / bareCopyRate)}, ` +
         `drain/no-op MQTT.js ${f2(drainRate / noopRate)}, ` +
         `collector/naive ${x(collectorRate / naiveRate)} (target ≥ 15x), ` +
         `collector/publisher-alone ${f2(collectorRate / publisherRate)}` +
@@ -734,43 +746,67 @@ const COPY_TABLES = {
   flexible: { table: "measurements", columns: "time, sensor_id, metric_type, value" },
 };
 
-/** COPY into empty twins of the measurement tables (same keys and indexes) on PostgreSQL. */
-async function copyPostgres(url: string, o: Options, baseSec: number): Promise<number> {
+/** Milliseconds of the two COPY ceilings. */
+interface CopyTimes {
+  /** Into the measurement tables themselves, their rollup triggers firing. */
+  tables: number;
+  /** Into empty twins of them (same keys and indexes), without triggers. */
+  bare: number;
+}
+
+/**
+ * Both COPY ceilings on PostgreSQL: into the run's own measurement tables (rows of the `copy-…`
+ * sensors at `baseSec`, apart from every other phase's rows) and into empty twins.
+ */
+async function copyPostgres(url: string, o: Options, baseSec: number): Promise<CopyTimes> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
-    let ms = 0;
+    const [{ id }] = await sql<{ id: number }[]>`
+      select min(sensor_id)::int as id from sensors where device_id like 'copy-%'`;
+    const offset = id === null ? await copySensors(sql, o) : id - 1;
+    const times = { tables: 0, bare: 0 };
     for (const layout of o.layouts) {
       const { table, columns } = COPY_TABLES[layout];
       const twin = `copy_${table}`;
       await sql`create table ${sql(twin)} (like ${sql(table)} including all)`;
-      const start = performance.now();
-      const writable = await sql`copy ${sql(twin)} (${sql.unsafe(columns)}) from stdin`
-        .writable();
-      await pipeline(Readable.from(copyText(o, baseSec, layout)), writable);
-      ms += performance.now() - start;
+      for (const [into, key] of [[table, "tables"], [twin, "bare"]] as const) {
+        const start = performance.now();
+        const writable = await sql`copy ${sql(into)} (${sql.unsafe(columns)}) from stdin`
+          .writable();
+        await pipeline(Readable.from(copyText(o, baseSec, layout, 10_000, offset)), writable);
+        times[key] += performance.now() - start;
+      }
       await sql`drop table ${sql(twin)}`;
     }
-    return ms;
+    return times;
   } finally {
     await sql.end({ timeout: 5 });
   }
 }
 
-/** COPY FROM '/dev/blob' into a fresh PGlite on disk (the same engine as the embedded database). */
-async function copyPglite(o: Options, baseSec: number): Promise<number> {
+/**
+ * Both COPY ceilings on PGlite, in a fresh database on disk (the same engine as the embedded
+ * one): COPY FROM '/dev/blob' into its measurement tables (rollup triggers firing) and into
+ * empty twins.
+ */
+async function copyPglite(o: Options, baseSec: number): Promise<CopyTimes> {
   const dir = await Deno.makeTempDir({ prefix: "ambient-bench-copy-" });
   const pg = await PGlite.create(dir);
   try {
     for (const m of await loadMigrations()) await pg.exec(m.sql);
-    let ms = 0;
+    const times = { tables: 0, bare: 0 };
     for (const layout of o.layouts) {
       const { table, columns } = COPY_TABLES[layout];
-      const start = performance.now();
-      const blob = new Blob([...copyText(o, baseSec, layout)]);
-      await pg.query(`copy ${table} (${columns}) from '/dev/blob'`, [], { blob });
-      ms += performance.now() - start;
+      const twin = `copy_${table}`;
+      await pg.exec(`create table ${twin} (like ${table} including all)`);
+      for (const [into, key] of [[table, "tables"], [twin, "bare"]] as const) {
+        const start = performance.now();
+        const blob = new Blob([...copyText(o, baseSec, layout)]);
+        await pg.query(`copy ${into} (${columns}) from '/dev/blob'`, [], { blob });
+        times[key] += performance.now() - start;
+      }
     }
-    return ms;
+    return times;
   } finally {
     await pg.close();
     await Deno.remove(dir, { recursive: true });
