@@ -53,7 +53,19 @@ export interface BatchWriterOptions {
    * PostgreSQL's 1600-column limit. Default 100.
    */
   maxMetricsPerType?: number;
+  /**
+   * Transactions one batch is split into, on separate connections, by device (default: 2 on
+   * PostgreSQL, 1 on PGlite, whose one engine runs one statement at a time). Only batches of at
+   * least `LANE_MIN_MESSAGES` per lane are split.
+   */
+  lanes?: number;
 }
+
+/**
+ * A batch is split into lanes only when each gets at least this many messages: small (live)
+ * batches gain nothing from a second transaction.
+ */
+export const LANE_MIN_MESSAGES = 500;
 
 /**
  * Writes decoded messages to the database, one transaction per batch:
@@ -230,22 +242,64 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
   };
 
   const atFault = recordAtFault(db);
+  /** One transaction for `batch`; a refused record is isolated and recorded. */
+  const writeLane = async (batch: Decoded[]): Promise<void> => {
+    try {
+      await writeOnce(batch);
+    } catch (err) {
+      if (isDbAnswer(err)) {
+        // Cached ids and columns may be stale (a table or sensor deleted behind our back), and
+        // deadlocks or racing DDL succeed on a second try.
+        forget();
+        if (!isRefusal(err)) return await writeOnce(batch);
+      } else if (!(await atFault(err))) throw err; // unreachable or closed: the caller retries
+      await writeIsolating(batch, { write: writeOnce, atFault });
+    }
+  };
+  const lanes = Math.max(1, Math.floor(opts.lanes ?? (db.kind === "postgres" ? 2 : 1)));
   return {
     async write(batch: Decoded[]): Promise<void> {
       if (batch.length === 0) return;
-      try {
-        await writeOnce(batch);
-      } catch (err) {
-        if (isDbAnswer(err)) {
-          // Cached ids and columns may be stale (a table or sensor deleted behind our back), and
-          // deadlocks or racing DDL succeed on a second try.
-          forget();
-          if (!isRefusal(err)) return await writeOnce(batch);
-        } else if (!(await atFault(err))) throw err; // unreachable or closed: the caller retries
-        await writeIsolating(batch, { write: writeOnce, atFault });
-      }
+      const parts = splitByDevice(
+        batch,
+        Math.min(lanes, Math.floor(batch.length / LANE_MIN_MESSAGES)),
+      );
+      if (parts.length === 1) return await writeLane(batch);
+      // New tables and columns once for the whole batch, not raced by the lanes (each lane
+      // prepares again and finds nothing to do; a failure here is met again, and handled, there).
+      await schema.prepare(
+        batch.filter((m): m is ReadingMessage =>
+          m.kind === "reading" && invalidReading(m) === undefined
+        ),
+      ).catch(() => {});
+      // The lanes touch disjoint rows (devices, sensors, readings, rollups and events are all
+      // keyed by device), so they never wait for each other. Every statement skips what is
+      // stored already, so when one lane fails after another committed, the caller's retry of
+      // the whole batch stores the rest and adds nothing twice — as a journal replay does. All
+      // lanes are awaited before that retry can start.
+      const results = await Promise.allSettled(parts.map(writeLane));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (failed) throw failed.reason;
     },
   };
+}
+
+/**
+ * `batch` in `n` parts by device (a stable hash of its id), each in the batch's order; messages
+ * without a device (rejected topics) go to the first. Empty parts are left out.
+ */
+function splitByDevice(batch: Decoded[], n: number): Decoded[][] {
+  if (n <= 1) return [batch];
+  const parts: Decoded[][] = Array.from({ length: n }, () => []);
+  for (const msg of batch) {
+    const device = msg.kind === "rejected" ? undefined : msg.device;
+    let h = 0;
+    if (device !== undefined) {
+      for (let i = 0; i < device.length; i++) h = (Math.imul(h, 31) + device.charCodeAt(i)) >>> 0;
+    }
+    parts[h % n].push(msg);
+  }
+  return parts.filter((p) => p.length > 0);
 }
 
 /**

@@ -511,7 +511,8 @@ Deno.test("createBatchWriter() writes 5000 readings in a handful of statements",
     exec: (script) => q.exec(script),
   });
   const spy: Db = { ...db, transaction: (fn, o) => db.transaction((tx) => fn(counting(tx)), o) };
-  const writer = createBatchWriter(spy, { layouts: ["columnar", "flexible"] });
+  // One transaction (lane) for the whole batch; lanes are the next test's.
+  const writer = createBatchWriter(spy, { layouts: ["columnar", "flexible"], lanes: 1 });
   const batch: Decoded[] = [];
   for (let i = 0; i < 5000; i++) batch.push(scd30(`dev${i % 250}`, T0 + Math.floor(i / 250), i));
   await writer.write(batch);
@@ -525,6 +526,76 @@ Deno.test("createBatchWriter() writes 5000 readings in a handful of statements",
   assert(first <= 12, `first batch took ${first} statements`);
   // With sensors cached: devices, the readings (both layouts at once), sensors' last_seen.
   assertEquals(statements.length, 3, statements.join("\n---\n"));
+});
+
+Deno.test("createBatchWriter() splits a full batch into lanes by device and stores it as one lane would", async () => {
+  await using db = await withTestDb();
+  await db.exec(`alter table scd30_measurements add constraint co2_sane check (co2 < 40000)`);
+  const transactions: Set<string>[] = [];
+  const spy: Db = {
+    ...db,
+    transaction: (fn, o) => {
+      const devices = new Set<string>();
+      transactions.push(devices);
+      return db.transaction((tx) =>
+        fn({
+          sql: (strings, ...values) => {
+            for (const v of values) {
+              if (Array.isArray(v)) {
+                for (const x of v) if (/^dev\d+$/.test(String(x))) devices.add(x);
+              }
+            }
+            return tx.sql(strings, ...values);
+          },
+          query: (text, params) => tx.query(text, params),
+          exec: (script) => tx.exec(script),
+        }), o);
+    },
+  };
+  const batch: Decoded[] = [];
+  for (let i = 0; i < 2000; i++) {
+    batch.push(scd30(`dev${i % 40}`, T0 + Math.floor(i / 40), i === 777 ? 50000 : 400 + (i % 900)));
+  }
+  batch.push(scd30("dev3", T0, 400 + (3 % 900))); // an identical repeat of a reading of the batch
+  batch.push(scd30("dev4", T0, 999)); // another value for a stored sensor and time
+  // Part of the batch is stored already, as when one lane committed and another failed.
+  const writer = createBatchWriter(spy, { layouts: ["columnar", "flexible"], lanes: 2 });
+  await createBatchWriter(db, { layouts: ["columnar", "flexible"], lanes: 1 })
+    .write(batch.filter((m) => m.kind === "reading" && m.device === "dev5"));
+  transactions.length = 0;
+  await writer.write(batch);
+  // Two lanes (after the schema's own transaction, when there is one), disjoint in devices and
+  // together the whole batch; then the lane with the refused reading isolates it.
+  const [a, b] = transactions.filter((t) => t.size > 0);
+  assertEquals([...a].filter((d) => b.has(d)), [], "a device in both lanes");
+  assertEquals(a.size + b.size, 40);
+  // Every reading once but the refused one (co2 50000), which is recorded with the conflict.
+  assertEquals(await count(db, "scd30_measurements"), 1999);
+  assertEquals(await count(db, "measurements"), 3 * 1999);
+  const reasons = (await rows(db, `select reason from rejected_messages order by reason`))
+    .map((r) => String(r.reason).split(":")[0]);
+  assertEquals(reasons, ["conflicting duplicate", "database refused the message"]);
+  // The rollups hold what the tables hold, in both layouts.
+  assertEquals(
+    await rows(
+      db,
+      `select layout, sum(count)::int as n, sum(sum)::float8 as s from rollup_1d
+                    where metric = 'co2' group by 1 order by 1`,
+    ),
+    await rows(
+      db,
+      `select 'columnar' as layout, count(*)::int as n, sum(co2)::float8 as s
+                    from scd30_measurements
+                    union all select 'flexible', count(*)::int, sum(value)::float8
+                    from measurements where metric_type = 'co2' order by 1`,
+    ),
+  );
+  // A batch below two lanes' worth stays one transaction.
+  transactions.length = 0;
+  await writer.write(
+    batch.slice(0, 700).map((m) => ({ ...m, time: new Date(m.time.getTime() + 3600_000) })),
+  );
+  assertEquals(transactions.length, 1);
 });
 
 Deno.test("createBatchWriter() keeps readings without timestamps received within one millisecond apart", async () => {
