@@ -26,8 +26,22 @@ export interface EmbeddedBroker {
   readonly localUrl: string;
   /** The port actually bound (useful when 0 was asked for). */
   readonly port: number;
+  /**
+   * Stops taking messages before a shutdown: stops listening, disconnects every client but
+   * `keep` (their wills are published), then waits at most `timeoutMs` until the `keep` clients
+   * have acknowledged every QoS 1 message the broker holds for them. This broker keeps messages
+   * in memory only, so what a device had handed over must reach the collector (and its journal)
+   * before the process ends. Returns how many messages were still unacknowledged.
+   */
+  handOver(keep: string[], timeoutMs: number): Promise<number>;
   /** Disconnects every client and stops listening (idempotent). */
   close(): Promise<void>;
+}
+
+/** The parts of aedes' broker that `handOver()` reads: public at run time, not in its types. */
+interface AedesInternals {
+  clients: Record<string, { id: string; close(): void }>;
+  persistence: { outgoingStream(client: unknown): AsyncIterable<unknown> };
 }
 
 /** Where the embedded broker listens. */
@@ -131,10 +145,16 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   });
   const identities = new WeakMap<object, Identity>();
   let retainWarned = 0;
+  /** Set by `handOver()`: the clients still served; everyone else may no longer publish. */
+  let handingOver: { keep: Set<string>; closed: WeakSet<object> } | undefined;
   const aedes = await Aedes.createBroker({
     heartbeatInterval: 60_000,
     maxClientsIdLength: 128,
     authenticate(client, username, password, done) {
+      if (handingOver && !handingOver.keep.has(client.id)) {
+        const err = Object.assign(new Error("the broker is stopping"), { returnCode: 3 });
+        return done(err as never, false);
+      }
       const who = access.authenticate(client.id, username, password);
       if (typeof who === "string") {
         log.warn("MQTT client refused", { clientId: client.id.slice(0, 64), reason: who });
@@ -147,7 +167,12 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     authorizePublish(client, packet, done) {
       // Wills of clients this broker does not know (other brokers' persistence) have no client.
       const who = client ? identities.get(client) : undefined;
-      const denied = access.publishDenied(who, packet.topic);
+      // While handing over, only the wills of the clients it closed still go through.
+      const stopping = handingOver && client && !handingOver.keep.has(client.id) &&
+          !handingOver.closed.has(client)
+        ? "the broker is stopping"
+        : undefined;
+      const denied = stopping ?? access.publishDenied(who, packet.topic);
       if (denied) {
         log.warn("MQTT publish refused", { clientId: client?.id.slice(0, 64), reason: denied });
         return done(new Error(denied));
@@ -219,6 +244,25 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     ? `[${opts.host}]`
     : opts.host;
   let closing: Promise<void> | undefined;
+  let listening = true;
+  const stopListening = () => {
+    if (!listening) return Promise.resolve();
+    listening = false;
+    return Promise.all(
+      [server, ...(local ? [local] : [])].map((srv) =>
+        new Promise<void>((resolve) => srv.close(() => resolve()))
+      ),
+    ).then(() => {});
+  };
+  const inner = aedes as unknown as AedesInternals;
+  /** QoS 1 messages the broker holds for `clientId`, sent or queued, not yet acknowledged. */
+  const unacknowledged = async (clientId: string) => {
+    const client = inner.clients[clientId];
+    if (!client) return 0;
+    let n = 0;
+    for await (const _ of inner.persistence.outgoingStream(client)) n++;
+    return n;
+  };
   const url = `${tls ? "mqtts" : "mqtt"}://${urlHost}:${port}`;
   const localAddress = local?.address();
   return {
@@ -227,13 +271,30 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       ? `mqtt://127.0.0.1:${localAddress.port}`
       : url,
     port,
+    async handOver(keep, timeoutMs) {
+      handingOver ??= { keep: new Set(keep), closed: new WeakSet() };
+      // Not awaited: closing a server waits for its connections, and the kept ones stay open.
+      void stopListening();
+      for (const client of Object.values(inner.clients)) {
+        if (handingOver.keep.has(client.id)) continue;
+        handingOver.closed.add(client);
+        client.close();
+      }
+      const until = Date.now() + timeoutMs;
+      // Twice nothing in a row, 20 ms apart: a will or a publish acknowledged just before is on
+      // its way through the broker between the two looks.
+      let quiet = 0;
+      for (;;) {
+        let pending = 0;
+        for (const id of handingOver.keep) pending += await unacknowledged(id);
+        quiet = pending === 0 ? quiet + 1 : 0;
+        if (quiet >= 2 || Date.now() >= until) return pending;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
     close() {
       closing ??= (async () => {
-        const serverClosed = Promise.all(
-          [server, ...(local ? [local] : [])].map((srv) =>
-            new Promise<void>((resolve) => srv.close(() => resolve()))
-          ),
-        );
+        const serverClosed = stopListening();
         await new Promise<void>((resolve) => aedes.close(() => resolve()));
         // Clients that never completed CONNECT are not known to aedes; end their sockets too.
         for (const s of sockets) s.destroy();

@@ -66,6 +66,50 @@ Deno.test("startEmbeddedBroker() keeps QoS 1 messages for a persistent session w
   }
 });
 
+Deno.test("startEmbeddedBroker() handOver() lets the kept client acknowledge all it holds, then takes no more", async () => {
+  const broker = await startEmbeddedBroker({ host: "127.0.0.1", port: 0 });
+  try {
+    // A collector that takes 10 ms to acknowledge each message (its journal, under load).
+    const collector = mqtt.connect(broker.url, {
+      clientId: "collector-h",
+      clean: false,
+      reconnectPeriod: 0,
+    });
+    const acked: string[] = [];
+    collector.handleMessage = (packet, done) => {
+      setTimeout(() => {
+        acked.push(String(packet.payload));
+        done();
+      }, 10);
+    };
+    await new Promise((resolve) => collector.once("connect", resolve));
+    await collector.subscribeAsync("devices/#", { qos: 1 });
+    const device = await connect(broker.url, {
+      clientId: "dev-h",
+      will: { topic: "devices/dev-h/status", payload: "offline", qos: 1, retain: false },
+    });
+    const sent: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      sent.push(`m${i}`);
+      await device.publishAsync("devices/dev-h/sensors/scd30/data", `m${i}`, { qos: 1 });
+    }
+    // Every message is acknowledged to the device; most are not yet acknowledged by the collector.
+    assertEquals(acked.length < 40, true, `${acked.length} of 40 taken before the hand-over`);
+    const deviceClosed = new Promise<void>((resolve) => device.once("close", () => resolve()));
+    assertEquals(await broker.handOver(["collector-h"], 5000), 0);
+    await deviceClosed;
+    // All 40, and the closed device's will.
+    assertEquals(acked.filter((m) => m.startsWith("m")), sent);
+    assertEquals(acked.includes("offline"), true);
+    // New connections are refused from now on.
+    await rejects(() => connect(broker.url, { clientId: "dev-late" }));
+    await device.endAsync(true);
+    await collector.endAsync();
+  } finally {
+    await broker.close();
+  }
+});
+
 Deno.test("startEmbeddedBroker() close() disconnects clients and is idempotent", async () => {
   const broker = await startEmbeddedBroker({ host: "127.0.0.1", port: 0 });
   const client = await connect(broker.url, { clientId: "c-close" });

@@ -58,12 +58,16 @@ interface Closer {
 const ORDER = {
   stdio: 0,
   listener: 1,
-  collector: 2,
-  monitor: 3,
-  broker: 4,
-  db: 5,
-  lock: 6,
+  handOver: 2,
+  collector: 3,
+  monitor: 4,
+  broker: 5,
+  db: 6,
+  lock: 7,
 };
+
+/** Longest wait at a stop for the collector to take what the embedded broker holds for it. */
+const HAND_OVER_MS = 10_000;
 
 function listen(
   opts: { hostname: string; port: number; cert?: string; key?: string },
@@ -310,6 +314,25 @@ async function start(
     });
     collector = c;
     closers.push({ name: "collector", order: ORDER.collector, fn: () => c.stop() });
+    if (broker) {
+      // The embedded broker keeps messages in memory: what it acknowledged to a device must be in
+      // the collector's journal before the collector stops taking messages.
+      const b = broker;
+      const clientId = config.collector.mqtt.clientId;
+      closers.push({
+        name: "MQTT hand-over",
+        order: ORDER.handOver,
+        fn: async () => {
+          const left = await b.handOver([clientId], HAND_OVER_MS);
+          if (left > 0) {
+            log.warn("The collector did not take every message the embedded broker held", {
+              messages: left,
+              waited_ms: HAND_OVER_MS,
+            });
+          }
+        },
+      });
+    }
     // Links in notifications follow the listener's real address when SERVER_URL is not set.
     const monitorUrl = config.monitor.serverUrl === config.serverUrl
       ? serverUrl
