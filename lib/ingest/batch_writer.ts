@@ -216,10 +216,14 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
     readings: ReadingMessage[],
     staged: Map<string, number>,
   ): Promise<Row[]> => {
+    // Ids read once, before any await: the other lane may clear the cache meanwhile (forget()).
+    const known = new Map<string, number>();
     const missing = new Map<string, [string, string]>();
     for (const r of readings) {
       const key = sensorKey(r.device, r.sensorType);
-      if (!sensorIds.has(key) && !staged.has(key)) missing.set(key, [r.device, r.sensorType]);
+      const id = sensorIds.get(key) ?? staged.get(key);
+      if (id === undefined) missing.set(key, [r.device, r.sensorType]);
+      else known.set(key, id);
     }
     if (missing.size > 0) {
       const pairs = [...missing.values()].sort(comparePairs);
@@ -237,7 +241,7 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
     }
     return readings.map((msg) => {
       const key = sensorKey(msg.device, msg.sensorType);
-      return { sensorId: sensorIds.get(key) ?? staged.get(key)!, msg };
+      return { sensorId: known.get(key) ?? staged.get(key)!, msg };
     });
   };
 
