@@ -406,9 +406,7 @@ async function stagingWriter(url: string, o: Options, baseSec: number): Promise<
     for (const table of ["scd30_measurements", "measurements"]) {
       await sql.unsafe(`alter table ${table} disable trigger rollups_after_insert`);
     }
-    const [{ id }] = await sql<{ id: number }[]>`
-      select min(sensor_id)::int as id from sensors where device_id like 'copy-%'`;
-    const offset = id === null ? await copySensors(sql, o) : id - 1;
+    const offset = await copySensors(sql, o);
     const start = performance.now();
     const chunks = [...o.layouts].map((l) => copyText(o, baseSec, l, DEFAULT_BATCH_SIZE, offset));
     for (;;) {
@@ -439,8 +437,14 @@ async function stagingWriter(url: string, o: Options, baseSec: number): Promise<
   }
 }
 
-/** Registers the COPY rows' devices and sensors; returns the sensor id before the first. */
+/**
+ * Registers the COPY rows' devices and sensors once per run; returns the sensor id before the
+ * first.
+ */
 async function copySensors(sql: postgres.Sql, o: Options): Promise<number> {
+  const [{ id }] = await sql<{ id: number | null }[]>`
+    select min(sensor_id)::int as id from sensors where device_id like 'copy-%'`;
+  if (id !== null) return id - 1;
   const ids = Array.from({ length: o.devices }, (_, i) => `copy-${String(i).padStart(4, "0")}`);
   await sql`insert into devices (device_id) select unnest(${ids}::text[]) on conflict do nothing`;
   const rows = await sql<{ id: number }[]>`
@@ -761,9 +765,7 @@ interface CopyTimes {
 async function copyPostgres(url: string, o: Options, baseSec: number): Promise<CopyTimes> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
-    const [{ id }] = await sql<{ id: number }[]>`
-      select min(sensor_id)::int as id from sensors where device_id like 'copy-%'`;
-    const offset = id === null ? await copySensors(sql, o) : id - 1;
+    const offset = await copySensors(sql, o);
     const times = { tables: 0, bare: 0 };
     for (const layout of o.layouts) {
       const { table, columns } = COPY_TABLES[layout];

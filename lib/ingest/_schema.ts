@@ -67,6 +67,8 @@ export class SchemaCache {
   #db: Db;
   #opts: SchemaOptions;
   #types = new Map<string, TypeState>();
+  /** The `prepare()` running now, if any; the next one starts after it. */
+  #preparing: Promise<void> = Promise.resolve();
 
   constructor(db: Db, opts: SchemaOptions) {
     this.#db = db;
@@ -78,7 +80,15 @@ export class SchemaCache {
    * transaction under an advisory lock (two collectors never race on DDL), retried once when a
    * change made outside the lock collides. Known state is cached; `get()` tells the result.
    */
-  async prepare(readings: ReadingMessage[]): Promise<void> {
+  prepare(readings: ReadingMessage[]): Promise<void> {
+    // One at a time: concurrent batches (the writer's lanes) wait for each other's changes and
+    // then find them cached instead of racing on the same DDL.
+    const run = this.#preparing.then(() => this.#prepare(readings));
+    this.#preparing = run.catch(() => {});
+    return run;
+  }
+
+  async #prepare(readings: ReadingMessage[]): Promise<void> {
     const wanted = new Map<string, Wanted>();
     for (const r of readings) {
       let w = wanted.get(r.sensorType);

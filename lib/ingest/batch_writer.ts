@@ -23,6 +23,7 @@ import {
   touchSensors,
   upsertDevices,
 } from "./_statements.ts";
+import { hash32 } from "../text/hash.ts";
 import { RESERVED_METRICS } from "./decode_message.ts";
 import type {
   BatchWriter,
@@ -269,13 +270,6 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
         Math.min(lanes, Math.floor(batch.length / LANE_MIN_MESSAGES)),
       );
       if (parts.length === 1) return await writeLane(batch);
-      // New tables and columns once for the whole batch, not raced by the lanes (each lane
-      // prepares again and finds nothing to do; a failure here is met again, and handled, there).
-      await schema.prepare(
-        batch.filter((m): m is ReadingMessage =>
-          m.kind === "reading" && invalidReading(m) === undefined
-        ),
-      ).catch(() => {});
       // The lanes touch disjoint rows (devices, sensors, readings, rollups and events are all
       // keyed by device), so they never wait for each other. Every statement skips what is
       // stored already, so when one lane fails after another committed, the caller's retry of
@@ -296,12 +290,7 @@ function splitByDevice(batch: Decoded[], n: number): Decoded[][] {
   if (n <= 1) return [batch];
   const parts: Decoded[][] = Array.from({ length: n }, () => []);
   for (const msg of batch) {
-    const device = msg.kind === "rejected" ? undefined : msg.device;
-    let h = 0;
-    if (device !== undefined) {
-      for (let i = 0; i < device.length; i++) h = (Math.imul(h, 31) + device.charCodeAt(i)) >>> 0;
-    }
-    parts[h % n].push(msg);
+    parts[msg.kind === "rejected" ? 0 : hash32(msg.device) % n].push(msg);
   }
   return parts.filter((p) => p.length > 0);
 }

@@ -1,4 +1,5 @@
 // Seeded pseudo-random numbers, so a fleet started with the same `--seed` draws the same curves.
+import { hash32 } from "../text/hash.ts";
 
 /** A source of reproducible random numbers. */
 export interface Random {
@@ -8,21 +9,6 @@ export interface Random {
   normal(): number;
   /** Uniform in [min, max). */
   between(min: number, max: number): number;
-}
-
-/** Hashes a string to 32 bits (FNV-1a followed by a murmur-style finaliser). */
-export function hash32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 /** A uniform number in [0, 1) derived from a key alone: the same key always gives the same number. */
