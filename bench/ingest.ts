@@ -211,7 +211,9 @@ export async function run(args: string[]): Promise<void> {
 
     // 3. The batch writer alone: decoded messages in the collector's batches, no MQTT or journal; the
     // rollup triggers, or with them disabled. Alternating rounds, so that a change of the machine's load hits every variant alike.
-    const writerRates: Record<WriterVariant, number[]> = { rollups: [], none: [] };
+    const writerRates: Partial<Record<WriterVariant, number[]>> = target.url
+      ? { rollups: [], insert: [], none: [] }
+      : { rollups: [], none: [] };
     const half = Math.max(1, Math.floor(o.n / 2));
     for (let round = 0; round < 2; round++) {
       for (const variant of Object.keys(writerRates) as WriterVariant[]) {
@@ -220,16 +222,20 @@ export async function run(args: string[]): Promise<void> {
           job(`w${round}${variant[0]}`, "devices", half),
           { layouts: o.layouts, variant, batch: DEFAULT_BATCH_SIZE },
         );
-        writerRates[variant].push(rate(half, ms));
+        writerRates[variant]!.push(rate(half, ms));
       }
     }
     const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-    const writer = { rollups: mean(writerRates.rollups), none: mean(writerRates.none) };
+    const writer = { rollups: mean(writerRates.rollups!), none: mean(writerRates.none!) };
     console.log(
       `batch writer alone (batches of ${DEFAULT_BATCH_SIZE.toLocaleString("en-US")} decoded ` +
         `messages, no MQTT): ` +
         `${fmt(writer.rollups)} with the rollups, ${fmt(writer.none)} without ` +
-        `rollups`,
+        `rollups` +
+        (writerRates.insert
+          ? `; with the rollups but INSERT … ON CONFLICT instead of COPY: ` +
+            fmt(mean(writerRates.insert))
+          : ""),
     );
 
     // 3b. Another write path: COPY into a staging table, merged with INSERT … ON CONFLICT.
@@ -354,8 +360,8 @@ export async function run(args: string[]): Promise<void> {
   }
 }
 
-/** How the batch writer alone keeps the rollups. */
-type WriterVariant = "rollups" | "none";
+/** The collector's writer; the same without COPY (insert path only); without rollup triggers. */
+type WriterVariant = "rollups" | "insert" | "none";
 
 /**
  * Writes `job`'s messages with the collector's batch writer, `batch` at a time, with the rollup
@@ -376,7 +382,10 @@ async function writerAlone(
   }
   if (opts.variant === "none") await setRollupTriggers(db, false);
   try {
-    const writer = createBatchWriter(db, { layouts: opts.layouts });
+    const writer = createBatchWriter(db, {
+      layouts: opts.layouts,
+      copy: opts.variant !== "insert",
+    });
     const start = performance.now();
     for (let i = 0; i < decoded.length; i += opts.batch) {
       await writer.write(decoded.slice(i, i + opts.batch));

@@ -1,3 +1,5 @@
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import postgres from "postgres";
 import { buildQuery } from "./ident.ts";
 import { QueryTimeout } from "./query_timeout.ts";
@@ -41,6 +43,18 @@ function queryable(sql: PgSql): Queryable {
     },
     exec: async (script: string) => {
       await sql.unsafe(script).simple();
+    },
+    copyIn: async (statement: string, data: string) => {
+      const query = sql.unsafe(statement);
+      const writable = await query.writable();
+      // postgres.js 3.4.9 never settles the writable of a COPY the server refuses once all data
+      // is sent (porsager/postgres#1173): its error goes to the query's reject(), which is a
+      // no-op by then (the query resolved with the stream). Taking that reject() over makes the
+      // refusal reach the caller; the connection itself goes on normally.
+      const refused = new Promise<never>((_, reject) => {
+        (query as unknown as { reject: (err: unknown) => void }).reject = reject;
+      });
+      await Promise.race([pipeline(Readable.from([data]), writable), refused]);
     },
   };
 }

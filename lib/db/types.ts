@@ -24,6 +24,11 @@ export interface Queryable {
   query<T = Row>(text: string, params?: unknown[]): Promise<QueryResult<T>>;
   /** Runs a trusted multi-statement script (migrations) over the simple protocol. */
   exec(script: string): Promise<void>;
+  /**
+   * Runs `COPY … FROM STDIN` (`statement`) with `data` in COPY's text format. Only where the
+   * database takes COPY from the client (PostgreSQL); absent on PGlite.
+   */
+  copyIn?(statement: string, data: string): Promise<void>;
 }
 
 /** Options of `Db.transaction`. */

@@ -60,7 +60,18 @@ export interface BatchWriterOptions {
    * least `LANE_MIN_MESSAGES` per lane are split.
    */
   lanes?: number;
+  /**
+   * Readings go in by `COPY` where the database takes it (PostgreSQL), falling back to
+   * `INSERT … ON CONFLICT DO NOTHING` for a batch whose COPY is refused. Default true.
+   */
+  copy?: boolean;
 }
+
+/**
+ * After a batch whose COPY was refused (it held readings stored already: a journal replay or
+ * redelivered messages, which come in runs), this many batches go straight to the insert path.
+ */
+export const COPY_PAUSE_BATCHES = 16;
 
 /**
  * A batch is split into lanes only when each gets at least this many messages: small (live)
@@ -101,6 +112,8 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
     retryRefusedMs: opts.retryRefusedMs,
   });
   const sensorIds = new Map<string, number>();
+  const copy = opts.copy ?? true;
+  let copyPause = 0;
 
   const forget = () => {
     sensorIds.clear();
@@ -184,6 +197,8 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
     const limited = applyLimits(readings);
     rejected.push(...limited.refused);
     const staged = new Map<string, number>();
+    const fast = { copy: copy && copyPause === 0, failed: 0 };
+    if (copyPause > 0) copyPause--;
     const live = { events: events.length, caps: caps.length, status: new Map(status) };
     await db.transaction(async (tx) => {
       // A retry of this function starts from the live messages again.
@@ -201,7 +216,7 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
       if (caps.length > 0) await applyCapabilities(tx, caps, staged);
       if (status.size > 0) await applyStatus(tx, status);
       const rows = await resolveSensors(tx, limited.kept, staged);
-      const conflicts = await insertReadings(tx, rows, { columnar, flexible });
+      const conflicts = await insertReadings(tx, rows, { columnar, flexible }, fast);
       await touchSensors(tx, rows);
       await insertEvents(tx, events);
       await insertRejected(tx, [
@@ -209,6 +224,7 @@ export function createBatchWriter(db: Db, opts: BatchWriterOptions): BatchWriter
         ...conflicts.map((c) => refusal(c.row.msg, c.reason)),
       ]);
     });
+    if (fast.failed > 0) copyPause = COPY_PAUSE_BATCHES;
     for (const [k, v] of staged) sensorIds.set(k, v);
   };
 

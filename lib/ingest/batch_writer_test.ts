@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
 import { type Db, openDb, type Queryable, type Row } from "../db/mod.ts";
 import { withTestDb } from "../db/testing.ts";
-import { createBatchWriter } from "./batch_writer.ts";
+import { COPY_PAUSE_BATCHES, createBatchWriter } from "./batch_writer.ts";
 import { decodeMessage } from "./decode_message.ts";
 import type { Decoded, ReadingMessage } from "./types.ts";
 
@@ -509,6 +509,14 @@ Deno.test("createBatchWriter() writes 5000 readings in a handful of statements",
       return q.query(text, params);
     },
     exec: (script) => q.exec(script),
+    ...(q.copyIn
+      ? {
+        copyIn: (statement: string, data: string) => {
+          statements.push(statement);
+          return q.copyIn!(statement, data);
+        },
+      }
+      : {}),
   });
   const spy: Db = { ...db, transaction: (fn, o) => db.transaction((tx) => fn(counting(tx)), o) };
   // One transaction (lane) for the whole batch; lanes are the next test's.
@@ -524,8 +532,83 @@ Deno.test("createBatchWriter() writes 5000 readings in a handful of statements",
   assertEquals(await count(db, "measurements"), 30_000);
   // The first batch also looks up the schema and registers the 250 sensors.
   assert(first <= 12, `first batch took ${first} statements`);
-  // With sensors cached: devices, the readings (both layouts at once), sensors' last_seen.
-  assertEquals(statements.length, 3, statements.join("\n---\n"));
+  // With sensors cached: devices, the readings, sensors' last_seen. The readings are one
+  // statement for both layouts, or on PostgreSQL one COPY per layout under a savepoint.
+  assertEquals(statements.length, db.kind === "postgres" ? 6 : 3, statements.join("\n---\n"));
+});
+
+Deno.test({
+  name:
+    "createBatchWriter() COPYs readings in, and a batch holding stored ones takes the insert path",
+  // PGlite takes no COPY from the client: its writer always inserts (the other tests).
+  ignore: Deno.env.get("DATABASE_URL") === undefined,
+  fn: async () => {
+    await using db = await withTestDb();
+    const copies = { ok: 0, refused: 0 };
+    const spy: Db = {
+      ...db,
+      transaction: (fn, o) =>
+        db.transaction((tx) =>
+          fn({
+            ...tx,
+            copyIn: async (statement: string, data: string) => {
+              try {
+                await tx.copyIn!(statement, data);
+                copies.ok++;
+              } catch (err) {
+                copies.refused++;
+                throw err;
+              }
+            },
+          }), o),
+    };
+    const writer = createBatchWriter(spy, { layouts: ["columnar", "flexible"] });
+    const batch = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => scd30(`dev${(from + i) % 7}`, T0 + from + i, from + i));
+    await writer.write(batch(0, 100));
+    assertEquals(copies, { ok: 2, refused: 0 }); // one COPY per layout
+    // A replay of ten stored readings, ten new ones and another value for a stored time: the COPY
+    // is refused and nothing of it stays; the insert path stores the new ones once.
+    await writer.write([...batch(90, 20), scd30("dev0", T0 + 0, 12345)]);
+    assertEquals(copies, { ok: 2, refused: 1 });
+    assertEquals(await count(db, "scd30_measurements"), 110);
+    assertEquals(await count(db, "measurements"), 330);
+    const [r] = await rows(db, `select reason from rejected_messages`);
+    assert(String(r.reason).startsWith("conflicting duplicate"), String(r.reason));
+    // Replays come in runs: the next batches insert without trying COPY, then COPY is back.
+    for (let i = 0; i < COPY_PAUSE_BATCHES; i++) await writer.write(batch(200 + 10 * i, 10));
+    assertEquals(copies, { ok: 2, refused: 1 });
+    await writer.write(batch(1000, 10));
+    assertEquals(copies, { ok: 4, refused: 1 });
+    const stored = 110 + 10 * COPY_PAUSE_BATCHES + 10;
+    assertEquals(await count(db, "scd30_measurements"), stored);
+    // Every reading once in both layouts, the rollups equal to the tables, co2 as sent.
+    assertEquals(
+      await rows(db, `select count(*)::int as n, sum(co2)::float8 as s from scd30_measurements`),
+      [{
+        n: stored,
+        s: (await rows(
+          db,
+          `select sum(value)::float8 as s from measurements
+                                        where metric_type = 'co2'`,
+        ))[0].s,
+      }],
+    );
+    assertEquals(
+      await rows(
+        db,
+        `select layout, sum(count)::int as n, sum(sum)::float8 as s from rollup_1d
+         where metric = 'co2' group by 1 order by 1`,
+      ),
+      await rows(
+        db,
+        `select 'columnar' as layout, count(*)::int as n, sum(co2)::float8 as s
+         from scd30_measurements
+         union all select 'flexible', count(*)::int, sum(value)::float8
+         from measurements where metric_type = 'co2' order by 1`,
+      ),
+    );
+  },
 });
 
 Deno.test("createBatchWriter() splits a full batch into lanes by device and stores it as one lane would", async () => {
@@ -549,6 +632,7 @@ Deno.test("createBatchWriter() splits a full batch into lanes by device and stor
           },
           query: (text, params) => tx.query(text, params),
           exec: (script) => tx.exec(script),
+          copyIn: tx.copyIn,
         }), o);
     },
   };
