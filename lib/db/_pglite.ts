@@ -6,6 +6,7 @@ interface PgliteLike {
   query<T>(
     text: string,
     params?: unknown[],
+    options?: { blob?: Blob },
   ): Promise<{ rows: T[]; fields: { name: string; dataTypeID: number }[] }>;
   exec(script: string): Promise<unknown>;
 }
@@ -35,7 +36,20 @@ function queryable(pg: PgliteLike): Queryable {
     exec: async (script: string) => {
       await pg.exec(script);
     },
+    copyIn: async (statement: string, data: string) => {
+      await pg.query(fromBlob(statement), [], { blob: new Blob([data]) });
+    },
   };
+}
+
+/**
+ * PGlite has no client side for `COPY … FROM STDIN`; it reads the data of `COPY … FROM
+ * '/dev/blob'` from the query's `blob` option instead.
+ */
+export function fromBlob(statement: string): string {
+  const out = statement.replace(/\sfrom\s+stdin\s*$/i, " from '/dev/blob'");
+  if (out === statement) throw new RangeError(`not a COPY … FROM STDIN: ${statement}`);
+  return out;
 }
 
 /**

@@ -94,6 +94,9 @@ export async function openPgliteRemote(dataDir: string): Promise<Db> {
       exec: async (script: string) => {
         await l().call({ op: "exec", text: script });
       },
+      copyIn: async (statement: string, data: string) => {
+        await l().call({ op: "copy", text: statement, data });
+      },
     };
   };
   const direct = viaLink(() => link);
@@ -109,6 +112,7 @@ export async function openPgliteRemote(dataDir: string): Promise<Db> {
     query: (text, params) => withLock(() => direct.query(text, params)),
     sql: (strings, ...values) => withLock(() => direct.sql(strings, ...values)),
     exec: (script) => withLock(() => direct.exec(script)),
+    copyIn: (statement, data) => withLock(() => direct.copyIn!(statement, data)),
     transaction: <T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}) =>
       withLock(async () => {
         const mine = link;

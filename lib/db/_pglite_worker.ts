@@ -1,11 +1,14 @@
 // Runs PGlite inside a Web Worker so the owning process can kill a runaway query (PGlite executes
 // synchronously in WASM and ignores statement_timeout) by terminating the worker.
 import { PGlite, types } from "@electric-sql/pglite";
+import { fromBlob } from "./_pglite.ts";
 
 interface Request {
   id: number;
-  op: "open" | "query" | "exec" | "close";
+  op: "open" | "query" | "exec" | "copy" | "close";
   text?: string;
+  /** COPY's text-format data (`copy`). */
+  data?: string;
   params?: unknown[];
   dataDir?: string;
 }
@@ -38,6 +41,8 @@ scope.onmessage = async (e) => {
       };
     } else if (op === "exec") {
       await pg!.exec(e.data.text!);
+    } else if (op === "copy") {
+      await pg!.query(fromBlob(e.data.text!), [], { blob: new Blob([e.data.data!]) });
     } else if (op === "close") {
       await pg?.close();
       pg = undefined;

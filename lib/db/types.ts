@@ -25,8 +25,9 @@ export interface Queryable {
   /** Runs a trusted multi-statement script (migrations) over the simple protocol. */
   exec(script: string): Promise<void>;
   /**
-   * Runs `COPY … FROM STDIN` (`statement`) with `data` in COPY's text format. Only where the
-   * database takes COPY from the client (PostgreSQL); absent on PGlite.
+   * Runs `COPY … FROM STDIN` (`statement`) with `data` in COPY's text format (on PGlite, as
+   * `COPY … FROM '/dev/blob'`). Optional: a database that cannot leaves it out, and callers
+   * fall back to INSERT.
    */
   copyIn?(statement: string, data: string): Promise<void>;
 }

@@ -532,16 +532,14 @@ Deno.test("createBatchWriter() writes 5000 readings in a handful of statements",
   assertEquals(await count(db, "measurements"), 30_000);
   // The first batch also looks up the schema and registers the 250 sensors.
   assert(first <= 12, `first batch took ${first} statements`);
-  // With sensors cached: devices, the readings, sensors' last_seen. The readings are one
-  // statement for both layouts, or on PostgreSQL one COPY per layout under a savepoint.
-  assertEquals(statements.length, db.kind === "postgres" ? 6 : 3, statements.join("\n---\n"));
+  // With sensors cached: devices, the readings (one COPY per layout under a savepoint), sensors'
+  // last_seen.
+  assertEquals(statements.length, 6, statements.join("\n---\n"));
 });
 
 Deno.test({
   name:
     "createBatchWriter() COPYs readings in, and a batch holding stored ones takes the insert path",
-  // PGlite takes no COPY from the client: its writer always inserts (the other tests).
-  ignore: Deno.env.get("DATABASE_URL") === undefined,
   fn: async () => {
     await using db = await withTestDb();
     const copies = { ok: 0, refused: 0 };
