@@ -211,9 +211,7 @@ export async function run(args: string[]): Promise<void> {
 
     // 3. The batch writer alone: decoded messages in the collector's batches, no MQTT or journal; the
     // rollup triggers, or with them disabled. Alternating rounds, so that a change of the machine's load hits every variant alike.
-    const writerRates: Partial<Record<WriterVariant, number[]>> = target.url
-      ? { rollups: [], insert: [], none: [] }
-      : { rollups: [], none: [] };
+    const writerRates: Record<WriterVariant, number[]> = { rollups: [], insert: [], none: [] };
     const half = Math.max(1, Math.floor(o.n / 2));
     for (let round = 0; round < 2; round++) {
       for (const variant of Object.keys(writerRates) as WriterVariant[]) {
@@ -222,20 +220,17 @@ export async function run(args: string[]): Promise<void> {
           job(`w${round}${variant[0]}`, "devices", half),
           { layouts: o.layouts, variant, batch: DEFAULT_BATCH_SIZE },
         );
-        writerRates[variant]!.push(rate(half, ms));
+        writerRates[variant].push(rate(half, ms));
       }
     }
     const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-    const writer = { rollups: mean(writerRates.rollups!), none: mean(writerRates.none!) };
+    const writer = { rollups: mean(writerRates.rollups), none: mean(writerRates.none) };
     console.log(
       `batch writer alone (batches of ${DEFAULT_BATCH_SIZE.toLocaleString("en-US")} decoded ` +
         `messages, no MQTT): ` +
         `${fmt(writer.rollups)} with the rollups, ${fmt(writer.none)} without ` +
-        `rollups` +
-        (writerRates.insert
-          ? `; with the rollups but INSERT … ON CONFLICT instead of COPY: ` +
-            fmt(mean(writerRates.insert))
-          : ""),
+        `rollups; with the rollups but INSERT … ON CONFLICT instead of COPY: ` +
+        fmt(mean(writerRates.insert)),
     );
 
     // 3b. Another write path: COPY into a staging table, merged with INSERT … ON CONFLICT.
