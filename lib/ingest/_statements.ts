@@ -200,6 +200,9 @@ export interface Conflict {
  * repeat (replay, redelivery) is skipped silently; a reading with another value for a stored
  * sensor and time comes back as a `Conflict`. The statement reports how many rows it inserted:
  * only when some were skipped does a second query compare them with what is stored.
+ *
+ * With `fast.copy` (and a database that takes COPY), each type's rows are first offered to
+ * `copyReadings()`; only a type whose COPY is refused takes the statement above.
  */
 export async function insertReadings(
   tx: Queryable,

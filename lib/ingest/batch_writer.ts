@@ -87,10 +87,11 @@ export const LANE_MIN_MESSAGES = 500;
  *   `status` (an older status replayed later does not overwrite a newer one).
  * - `sensors`: one row per device and sensor type, ids cached in memory; `last_seen` kept.
  * - readings: `<type>_measurements(time, sensor_id, <metric>…)` (columnar) and
- *   `measurements(time, sensor_id, metric_type, value)` (flexible), as the layouts say: one
- *   statement per sensor type feeds both from `unnest()` array parameters, with
- *   `ON CONFLICT DO NOTHING`. For one sensor and time the first message of a batch wins, as the
- *   stored row wins over a later batch.
+ *   `measurements(time, sensor_id, metric_type, value)` (flexible), as the layouts say: by
+ *   `COPY` under a savepoint, or, for a batch whose COPY is refused (it holds stored rows or a
+ *   refused value), one statement per sensor type that feeds both from `unnest()` array
+ *   parameters with `ON CONFLICT DO NOTHING`. For one sensor and time the first message of a
+ *   batch wins, as the stored row wins over a later batch.
  * - a new sensor type gets its table (BRIN index on time, `SELECT` for `sensor_reader`,
  *   hypertable under TimescaleDB) and a new metric its column and `metrics` row, under an
  *   advisory lock so two collectors never race on DDL.
