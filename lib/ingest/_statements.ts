@@ -1,5 +1,6 @@
 // The statements of the batch writer: each takes a transaction and one batch's worth of rows and
-// sends them as array parameters expanded with `unnest()`, a handful of parameters per statement.
+// sends them as array parameters expanded with `unnest()`, a handful of parameters per statement;
+// readings go by `COPY` first where the database takes it (`copyReadings()`).
 import { buildQuery, type Ident, ident } from "../db/ident.ts";
 import { isDbAnswer, type Queryable } from "../db/mod.ts";
 import { DEVICE_TEXT_MAX, deviceText } from "./device_text.ts";
