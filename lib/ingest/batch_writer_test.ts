@@ -67,6 +67,24 @@ async function columns(db: Queryable, table: string): Promise<string[]> {
   return r.map((x) => x.name);
 }
 
+/** The daily co2 rollups hold the count and sum of what both tables hold. */
+async function assertRollupsMatchTables(db: Queryable): Promise<void> {
+  assertEquals(
+    await rows(
+      db,
+      `select layout, sum(count)::int as n, sum(sum)::float8 as s from rollup_1d
+       where metric = 'co2' group by 1 order by 1`,
+    ),
+    await rows(
+      db,
+      `select 'columnar' as layout, count(*)::int as n, sum(co2)::float8 as s
+       from scd30_measurements
+       union all select 'flexible', count(*)::int, sum(value)::float8
+       from measurements where metric_type = 'co2' order by 1`,
+    ),
+  );
+}
+
 Deno.test("createBatchWriter() stores the contract's example messages in both layouts", async () => {
   await using db = await withTestDb();
   const writer = createBatchWriter(db, { layouts: ["columnar", "flexible"] });
@@ -592,20 +610,7 @@ Deno.test({
         ))[0].s,
       }],
     );
-    assertEquals(
-      await rows(
-        db,
-        `select layout, sum(count)::int as n, sum(sum)::float8 as s from rollup_1d
-         where metric = 'co2' group by 1 order by 1`,
-      ),
-      await rows(
-        db,
-        `select 'columnar' as layout, count(*)::int as n, sum(co2)::float8 as s
-         from scd30_measurements
-         union all select 'flexible', count(*)::int, sum(value)::float8
-         from measurements where metric_type = 'co2' order by 1`,
-      ),
-    );
+    await assertRollupsMatchTables(db);
   },
 });
 
@@ -662,20 +667,7 @@ Deno.test("createBatchWriter() splits a full batch into lanes by device and stor
     .map((r) => String(r.reason).split(":")[0]);
   assertEquals(reasons, ["conflicting duplicate", "database refused the message"]);
   // The rollups hold what the tables hold, in both layouts.
-  assertEquals(
-    await rows(
-      db,
-      `select layout, sum(count)::int as n, sum(sum)::float8 as s from rollup_1d
-                    where metric = 'co2' group by 1 order by 1`,
-    ),
-    await rows(
-      db,
-      `select 'columnar' as layout, count(*)::int as n, sum(co2)::float8 as s
-                    from scd30_measurements
-                    union all select 'flexible', count(*)::int, sum(value)::float8
-                    from measurements where metric_type = 'co2' order by 1`,
-    ),
-  );
+  await assertRollupsMatchTables(db);
   // A batch below two lanes' worth stays one transaction.
   transactions.length = 0;
   await writer.write(
