@@ -121,6 +121,7 @@ Deno.test("deno task serve with no configuration runs the whole stack and stops 
           rows = await countReadings(client, device);
           if (rows.length === 0) await new Promise((r) => setTimeout(r, 200));
         }
+        if (rows.join() !== "612") console.error("SERVE STDERR:\n" + child.stderr());
         equal(rows.join(), "612", "the published reading is stored and readable over MCP");
         const sensors = await client.callTool({ name: "list_sensors", arguments: {} });
         const list = (sensors.structuredContent as { sensors: { location: string }[] }).sensors;

@@ -26,6 +26,11 @@ export interface MqttIntakeOptions {
   retryMaxMs: number;
   /** Runs for each message once it is journaled, just before it is acknowledged. */
   onAccepted: () => void;
+  /**
+   * A connection whose SUBSCRIBE the broker has not answered after this long is dropped and
+   * made again (default 10 s): connected but not subscribed, the collector would receive nothing.
+   */
+  subscribeTimeoutMs?: number;
 }
 
 /**
@@ -77,6 +82,7 @@ export class MqttIntake {
   #subscribed = false;
   #stopping = false;
   #generation = 0; // bumps on every lost connection
+  #subscribeTimer: ReturnType<typeof setTimeout> | undefined;
   #held: { message: RawMessage; done: DoneCallback; generation: number } | undefined;
   #heldTimer: ReturnType<typeof setTimeout> | undefined;
   #fullSince = 0;
@@ -164,7 +170,20 @@ export class MqttIntake {
         mqtt: client.options.protocolVersion === 5 ? "5" : "3.1.1",
       });
       const wanted = Object.fromEntries(topics.map((t) => [t, { qos: 1 as const }]));
+      const generation = this.#generation;
+      const timeoutMs = this.#o.subscribeTimeoutMs ?? 10_000;
+      clearTimeout(this.#subscribeTimer);
+      this.#subscribeTimer = setTimeout(() => {
+        if (this.#stopping || this.#generation !== generation || this.#subscribed) return;
+        log.warn("The broker did not answer the subscription; reconnecting", {
+          broker: where,
+          after_ms: timeoutMs,
+        });
+        // As if the connection were lost: "close" below schedules the reconnect.
+        (client as unknown as { stream?: { destroy(): void } }).stream?.destroy();
+      }, timeoutMs);
       client.subscribe(wanted, (err, granted) => {
+        clearTimeout(this.#subscribeTimer);
         if (err) {
           if (!this.#stopping) log.warn("Subscribing failed", { error: errorText(err) });
           return;
@@ -182,6 +201,7 @@ export class MqttIntake {
       if (packet.reasonCode === SESSION_TAKEN_OVER) this.#takenOver = true;
     });
     client.on("close", () => {
+      clearTimeout(this.#subscribeTimer);
       this.#generation++;
       const upMs = this.#connectedAt ? Date.now() - this.#connectedAt : -1;
       this.#connectedAt = 0;
@@ -270,6 +290,7 @@ export class MqttIntake {
     this.#stopping = true;
     this.#held = undefined;
     clearTimeout(this.#heldTimer);
+    clearTimeout(this.#subscribeTimer);
     clearTimeout(this.#reconnectTimer);
     const client = this.#client;
     let timer: ReturnType<typeof setTimeout> | undefined;

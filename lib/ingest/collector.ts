@@ -65,6 +65,8 @@ export interface CollectorOptions {
   retryMaxMs?: number;
   /** First delay before reconnecting to the broker, doubled up to `retryMaxMs` (default 1 s). */
   mqttRetryMinMs?: number;
+  /** A SUBSCRIBE the broker leaves unanswered this long makes the collector reconnect (10 s). */
+  mqttSubscribeTimeoutMs?: number;
   /** How long `stop()` waits for the database to take the journal (default 30 s). */
   stopTimeoutMs?: number;
   /** Interval of the counts log line (default 60 s). */
@@ -164,6 +166,7 @@ export async function startCollector(
     journal,
     retryMinMs: opts.mqttRetryMinMs ?? 1000,
     retryMaxMs,
+    subscribeTimeoutMs: opts.mqttSubscribeTimeoutMs,
     onAccepted: () => {
       stats.counts.received++;
       loop.appended();
