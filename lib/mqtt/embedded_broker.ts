@@ -34,6 +34,12 @@ export interface EmbeddedBroker {
    * before the process ends. Returns how many messages were still unacknowledged.
    */
   handOver(keep: string[], timeoutMs: number): Promise<number>;
+  /**
+   * With `firstSubscriber`: resolves true once that client has subscribed and the broker takes
+   * other clients, or false after `timeoutMs` (the broker stays closed to them until then).
+   * Without it: true at once.
+   */
+  opened(timeoutMs: number): Promise<boolean>;
   /** Disconnects every client and stops listening (idempotent). */
   close(): Promise<void>;
 }
@@ -62,6 +68,13 @@ export interface EmbeddedBrokerOptions {
   allowInsecure?: boolean;
   /** Client ids only the service account may use (the collector's `MQTT_CLIENT_ID`). */
   reservedClientIds?: string[];
+  /**
+   * A client (the collector's `MQTT_CLIENT_ID`) that must have subscribed before any other
+   * client may connect. This broker keeps sessions in memory, so right after a start nobody is
+   * subscribed: a device's QoS 1 message taken then would be acknowledged and go nowhere. Until
+   * then other clients get CONNACK "server unavailable" and try again, keeping their messages.
+   */
+  firstSubscriber?: string;
   /** Largest packet accepted, in bytes (default `MAX_PACKET_BYTES`). */
   maxPacketBytes?: number;
   /** Retained messages kept at most: topics and payload bytes (default 10,000 and 16 MiB). */
@@ -147,12 +160,21 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   let retainWarned = 0;
   /** Set by `handOver()`: the clients still served; everyone else may no longer publish. */
   let handingOver: { keep: Set<string>; closed: WeakSet<object> } | undefined;
+  let open = opts.firstSubscriber === undefined;
+  let onOpen = () => {};
+  const opening = new Promise<void>((resolve) => onOpen = resolve);
   const aedes = await Aedes.createBroker({
     heartbeatInterval: 60_000,
     maxClientsIdLength: 128,
     authenticate(client, username, password, done) {
       if (handingOver && !handingOver.keep.has(client.id)) {
         const err = Object.assign(new Error("the broker is stopping"), { returnCode: 3 });
+        return done(err as never, false);
+      }
+      if (!open && client.id !== opts.firstSubscriber) {
+        const err = Object.assign(new Error("the collector is not subscribed yet"), {
+          returnCode: 3,
+        });
         return done(err as never, false);
       }
       const who = access.authenticate(client.id, username, password);
@@ -199,6 +221,13 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       done(null, null as never);
     },
   });
+  if (!open) {
+    aedes.on("subscribe", (_subs, client) => {
+      if (open || client?.id !== opts.firstSubscriber) return;
+      open = true;
+      onOpen();
+    });
+  }
   const sockets = new Set<Socket>();
   const handle = (socket: Socket) => {
     sockets.add(socket);
@@ -271,6 +300,16 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       ? `mqtt://127.0.0.1:${localAddress.port}`
       : url,
     port,
+    async opened(timeoutMs) {
+      if (open) return true;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<boolean>((resolve) =>
+        timer = setTimeout(() => resolve(false), timeoutMs)
+      );
+      const result = await Promise.race([opening.then(() => true), late]);
+      clearTimeout(timer);
+      return result;
+    },
     async handOver(keep, timeoutMs) {
       handingOver ??= { keep: new Set(keep), closed: new WeakSet() };
       // Not awaited: closing a server waits for its connections, and the kept ones stay open.

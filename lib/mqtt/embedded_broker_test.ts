@@ -117,6 +117,32 @@ Deno.test("startEmbeddedBroker() handOver() lets the kept client acknowledge all
   }
 });
 
+Deno.test("startEmbeddedBroker() with firstSubscriber takes other clients only once it has subscribed", async () => {
+  const broker = await startEmbeddedBroker({
+    host: "127.0.0.1",
+    port: 0,
+    firstSubscriber: "collector-f",
+  });
+  try {
+    // Before: a device is refused (CONNACK "server unavailable") and keeps its messages.
+    await rejects(() => connect(broker.url, { clientId: "dev-early" }));
+    assertEquals(await broker.opened(50), false);
+    const collector = await connect(broker.url, { clientId: "collector-f", clean: false });
+    await rejects(() => connect(broker.url, { clientId: "dev-still-early" }));
+    await collector.subscribeAsync("devices/#", { qos: 1 });
+    assertEquals(await broker.opened(5000), true);
+    // After: devices connect, and what they publish reaches the collector.
+    const got = collect(collector, 1);
+    const device = await connect(broker.url, { clientId: "dev-f" });
+    await device.publishAsync("devices/dev-f/sensors/scd30/data", "m0", { qos: 1 });
+    assertEquals(await got, ["m0"]);
+    await device.endAsync();
+    await collector.endAsync();
+  } finally {
+    await broker.close();
+  }
+});
+
 Deno.test("startEmbeddedBroker() close() disconnects clients and is idempotent", async () => {
   const broker = await startEmbeddedBroker({ host: "127.0.0.1", port: 0 });
   const client = await connect(broker.url, { clientId: "c-close" });

@@ -66,6 +66,9 @@ const ORDER = {
   lock: 7,
 };
 
+/** Longest wait at start-up for the collector's subscription before serving anyway. */
+const SUBSCRIBE_WAIT_MS = 15_000;
+
 /** Longest wait at a stop for the collector to take what the embedded broker holds for it. */
 const HAND_OVER_MS = 10_000;
 
@@ -296,6 +299,7 @@ async function start(
           username: config.collector.mqtt.username,
           password: config.collector.mqtt.password,
           reservedClientIds: [config.collector.mqtt.clientId],
+          firstSubscriber: config.collector.mqtt.clientId,
         });
       } catch (error) {
         // The broker's message names the address and what to do (MQTT_LISTEN / MQTT_URL).
@@ -314,6 +318,14 @@ async function start(
     });
     collector = c;
     closers.push({ name: "collector", order: ORDER.collector, fn: () => c.stop() });
+    // Devices may connect once the collector has subscribed (see `firstSubscriber`).
+    if (broker && !await broker.opened(SUBSCRIBE_WAIT_MS)) {
+      log.warn(
+        "The collector has not subscribed to the embedded broker yet; devices are refused " +
+          "until it has",
+        { waited_ms: SUBSCRIBE_WAIT_MS },
+      );
+    }
     if (broker) {
       // The embedded broker keeps messages in memory: what it acknowledged to a device must be in
       // the collector's journal before the collector stops taking messages.
