@@ -170,11 +170,10 @@ export class MqttIntake {
         mqtt: client.options.protocolVersion === 5 ? "5" : "3.1.1",
       });
       const wanted = Object.fromEntries(topics.map((t) => [t, { qos: 1 as const }]));
-      const generation = this.#generation;
       const timeoutMs = this.#o.subscribeTimeoutMs ?? 10_000;
+      // Cleared by the SUBACK, a lost connection and stop(): firing means none came first.
       clearTimeout(this.#subscribeTimer);
       this.#subscribeTimer = setTimeout(() => {
-        if (this.#stopping || this.#generation !== generation || this.#subscribed) return;
         log.warn("The broker did not answer the subscription; reconnecting", {
           broker: where,
           after_ms: timeoutMs,

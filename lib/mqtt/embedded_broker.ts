@@ -161,21 +161,18 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   /** Set by `handOver()`: the clients still served; everyone else may no longer publish. */
   let handingOver: { keep: Set<string>; closed: WeakSet<object> } | undefined;
   let open = opts.firstSubscriber === undefined;
-  let onOpen = () => {};
-  const opening = new Promise<void>((resolve) => onOpen = resolve);
+  const opening = Promise.withResolvers<void>();
+  /** CONNACK 3, "server unavailable": the client tries again later, keeping its messages. */
+  const unavailable = (why: string) => Object.assign(new Error(why), { returnCode: 3 }) as never;
   const aedes = await Aedes.createBroker({
     heartbeatInterval: 60_000,
     maxClientsIdLength: 128,
     authenticate(client, username, password, done) {
       if (handingOver && !handingOver.keep.has(client.id)) {
-        const err = Object.assign(new Error("the broker is stopping"), { returnCode: 3 });
-        return done(err as never, false);
+        return done(unavailable("the broker is stopping"), false);
       }
       if (!open && client.id !== opts.firstSubscriber) {
-        const err = Object.assign(new Error("the collector is not subscribed yet"), {
-          returnCode: 3,
-        });
-        return done(err as never, false);
+        return done(unavailable("the collector is not subscribed yet"), false);
       }
       const who = access.authenticate(client.id, username, password);
       if (typeof who === "string") {
@@ -225,7 +222,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     aedes.on("subscribe", (_subs, client) => {
       if (open || client?.id !== opts.firstSubscriber) return;
       open = true;
-      onOpen();
+      opening.resolve();
     });
   }
   const sockets = new Set<Socket>();
@@ -306,7 +303,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       const late = new Promise<boolean>((resolve) =>
         timer = setTimeout(() => resolve(false), timeoutMs)
       );
-      const result = await Promise.race([opening.then(() => true), late]);
+      const result = await Promise.race([opening.promise.then(() => true), late]);
       clearTimeout(timer);
       return result;
     },

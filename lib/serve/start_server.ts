@@ -318,15 +318,15 @@ async function start(
     });
     collector = c;
     closers.push({ name: "collector", order: ORDER.collector, fn: () => c.stop() });
-    // Devices may connect once the collector has subscribed (see `firstSubscriber`).
-    if (broker && !await broker.opened(SUBSCRIBE_WAIT_MS)) {
-      log.warn(
-        "The collector has not subscribed to the embedded broker yet; devices are refused " +
-          "until it has",
-        { waited_ms: SUBSCRIBE_WAIT_MS },
-      );
-    }
     if (broker) {
+      // Devices may connect once the collector has subscribed (see `firstSubscriber`).
+      if (!await broker.opened(SUBSCRIBE_WAIT_MS)) {
+        log.warn(
+          "The collector has not subscribed to the embedded broker yet; devices are refused " +
+            "until it has",
+          { waited_ms: SUBSCRIBE_WAIT_MS },
+        );
+      }
       // The embedded broker keeps messages in memory: what it acknowledged to a device must be in
       // the collector's journal before the collector stops taking messages.
       const b = broker;
