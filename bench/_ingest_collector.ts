@@ -21,6 +21,8 @@ export interface CollectorJob {
    * then queues messages for it); `drain`: like a normal run, but keep the session's id.
    */
   mode?: "subscribe" | "drain";
+  /** Most messages per batch (default: the collector's). */
+  batchSize?: number;
 }
 
 /** A line this process prints. */
@@ -103,7 +105,11 @@ async function main() {
         }
       },
     };
-    const collector = await startCollector(db, config, { statsIntervalMs: 3_600_000, writer });
+    const collector = await startCollector(db, config, {
+      statsIntervalMs: 3_600_000,
+      writer,
+      batchSize: job.batchSize,
+    });
     try {
       const until = Date.now() + 15_000;
       while (!collector.stats().mqttConnected) {

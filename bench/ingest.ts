@@ -10,7 +10,9 @@
  * `--ingest-window=1000` (publisher QoS 1 in-flight window), `--ingest-ahead=300` (most messages
  * published ahead of what the collector has taken: Mosquitto drops what exceeds a subscriber's
  * `max_queued_messages`, 1000 by default), `--ingest-layouts=columnar,flexible`,
- * `--ingest-v8-flags=…` (V8 flags of the collector process; default: those of `deno task collect`).
+ * `--ingest-v8-flags=…` (V8 flags of the collector process; default: those of `deno task collect`),
+ * `--ingest-batch=5000` (most messages per batch, of the collector and the batch writer alone: the
+ * rollups cost per batch, memory per message of a batch).
  *
  * @module
  */
@@ -38,6 +40,8 @@ interface Options {
   layouts: StorageLayout[];
   /** V8 flags of the collector process; undefined → those of `deno task collect`. */
   v8Flags?: string;
+  /** Most messages per batch (`DEFAULT_BATCH_SIZE`). */
+  batch: number;
 }
 
 const MB = 1024 * 1024;
@@ -54,6 +58,7 @@ function options(args: string[]): Options {
       "ingest-layouts": { type: "string" },
       "ingest-ahead": { type: "string" },
       "ingest-v8-flags": { type: "string" },
+      "ingest-batch": { type: "string" },
     },
     strict: false,
     allowPositionals: true,
@@ -78,6 +83,7 @@ function options(args: string[]): Options {
     n: int("ingest-n", 100_000),
     naiveN: int("ingest-naive-n", 2000),
     drainN: int("ingest-drain-n", 50_000),
+    batch: int("ingest-batch", DEFAULT_BATCH_SIZE),
     devices: int("ingest-devices", 500),
     window: int("ingest-window", 1000),
     ahead: int("ingest-ahead", 300),
@@ -218,7 +224,7 @@ export async function run(args: string[]): Promise<void> {
         const ms = await writerAlone(
           target.db,
           job(`w${round}${variant[0]}`, "devices", half),
-          { layouts: o.layouts, variant, batch: DEFAULT_BATCH_SIZE },
+          { layouts: o.layouts, variant, batch: o.batch },
         );
         writerRates[variant].push(rate(half, ms));
       }
@@ -226,7 +232,7 @@ export async function run(args: string[]): Promise<void> {
     const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
     const writer = { rollups: mean(writerRates.rollups), none: mean(writerRates.none) };
     console.log(
-      `batch writer alone (batches of ${DEFAULT_BATCH_SIZE.toLocaleString("en-US")} decoded ` +
+      `batch writer alone (batches of ${o.batch.toLocaleString("en-US")} decoded ` +
         `messages, no MQTT): ` +
         `${fmt(writer.rollups)} with the rollups, ${fmt(writer.none)} without ` +
         `rollups; with the rollups but INSERT … ON CONFLICT instead of COPY: ` +
@@ -268,6 +274,7 @@ export async function run(args: string[]): Promise<void> {
       n: o.drainN,
       prefix: "drain",
       clientId,
+      batchSize: o.batch,
     };
     await collectorRun({ job: { ...drainSpec, mode: "subscribe" }, publisher, v8Flags });
     await publisher.call("publish", drainJob("drain", "devices"));
@@ -282,7 +289,14 @@ export async function run(args: string[]): Promise<void> {
     // 6. The collector, end to end, in its own process; then again without the rollups.
     const e2e = async (prefix: string) => {
       const c = await collectorRun({
-        job: { databaseUrl: target.url, mqttUrl, layouts: o.layouts, n: o.n, prefix },
+        job: {
+          databaseUrl: target.url,
+          mqttUrl,
+          layouts: o.layouts,
+          n: o.n,
+          prefix,
+          batchSize: o.batch,
+        },
         publisher,
         publish: job(prefix, "devices", o.n),
         v8Flags,
@@ -412,7 +426,7 @@ async function stagingWriter(url: string, o: Options, baseSec: number): Promise<
     }
     const offset = await copySensors(sql, o);
     const start = performance.now();
-    const chunks = [...o.layouts].map((l) => copyText(o, baseSec, l, DEFAULT_BATCH_SIZE, offset));
+    const chunks = [...o.layouts].map((l) => copyText(o, baseSec, l, o.batch, offset));
     for (;;) {
       const parts = chunks.map((g) => g.next());
       if (parts.some((p) => p.done)) break;

@@ -118,8 +118,9 @@ export class WriteLoop {
     const { journal, batchSize, flushIntervalMs, retryMinMs, retryMaxMs, syncIntervalMs } = this.#o;
     let backoff = retryMinMs;
     let lastLoopError = "";
-    // The next batch, read and decoded while the database was writing the previous one.
-    let next: { records: JournalRecord[]; items: Promise<Decoded[]> } | undefined;
+    // The next batch, read and decoded while the database was writing the previous one. Only its
+    // end offset and its decoded messages are kept: the raw records go once decoded.
+    let next: PendingBatch | undefined;
     for (;;) {
       this.#housekeeping();
       try {
@@ -136,15 +137,14 @@ export class WriteLoop {
             const age = Date.now() - this.#firstUnreadAt;
             if (age < flushIntervalMs) await this.#sleep(flushIntervalMs - age, batchSize);
           }
-          const records = this.#readBatch(journal.committed);
-          if (records.length === 0) {
+          batch = this.#readBatch(journal.committed);
+          if (!batch) {
             // Only unreadable bytes were left (the journal kept them aside): nothing to store.
             journal.commit(journal.end);
             continue;
           }
-          batch = { records, items: decodeBatch(records) };
         }
-        const end = batch.records[batch.records.length - 1].end;
+        const { end } = batch;
         const items = await batch.items;
         let settled = false;
         const writing = this.#write(items).finally(() => {
@@ -158,8 +158,7 @@ export class WriteLoop {
           this.#housekeeping();
         }
         if (!settled && !this.#stopping && journal.end > end) {
-          const records = this.#readBatch(end);
-          next = { records, items: decodeBatch(records) };
+          next = this.#readBatch(end);
         }
         await writing;
         this.#o.onStored(items);
@@ -293,11 +292,16 @@ export class WriteLoop {
     }
   }
 
-  #readBatch(from: number): JournalRecord[] {
+  /**
+   * The next batch from `from`, being decoded; undefined when only unreadable bytes were left.
+   * The raw records stay out of `run()`'s frame, so they are garbage once decoded.
+   */
+  #readBatch(from: number): PendingBatch | undefined {
     const records = this.#o.journal.read(from, this.#o.batchSize, this.#o.batchBytes);
     this.#unread = Math.max(0, this.#unread - records.length);
     this.#firstUnreadAt = Date.now();
-    return records;
+    if (records.length === 0) return undefined;
+    return { end: records[records.length - 1].end, items: decodeBatch(records) };
   }
 }
 
@@ -316,6 +320,12 @@ async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** A batch read from the journal: the offset after its last record, and its messages decoded. */
+interface PendingBatch {
+  end: number;
+  items: Promise<Decoded[]>;
 }
 
 async function decodeBatch(records: JournalRecord[]): Promise<Decoded[]> {

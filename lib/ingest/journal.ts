@@ -561,7 +561,9 @@ function decodeRecord(
     message: {
       receivedAt: view.getFloat64(HEADER + 1),
       topic: decoder.decode(body.subarray(BODY_FIXED, BODY_FIXED + topicLength)),
-      payload: body.slice(BODY_FIXED + topicLength),
+      // A view, not a copy: records live only until their batch is decoded, and one allocation
+      // per message would fragment the malloc heap the read chunks come from.
+      payload: body.subarray(BODY_FIXED + topicLength),
       ...(body[0] === VERSION_RETAINED ? { retained: true } : {}),
     },
   };
