@@ -46,6 +46,35 @@ Deno.test("Journal replays every appended message, in order, after it is reopene
   }
 });
 
+Deno.test("Journal keeps each record whole, small ones built in a reused buffer and large ones not", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const j = Journal.open({ dir, maxBytes: 4 << 20 });
+    const sent: RawMessage[] = [
+      msg(1),
+      // Larger than the shared encoding buffer (64 KiB), with a multi-byte topic.
+      {
+        topic: "devices/zimmer-ü/sensors/scd30/data",
+        payload: enc.encode("y".repeat(100_000)),
+        receivedAt: 5,
+      },
+      msg(2),
+      { ...msg(3), topic: `devices/${"é".repeat(300)}/status`, retained: true },
+      msg(4, 60_000), // near the buffer's size
+      msg(5),
+    ];
+    for (const m of sent) j.append(m);
+    // Read before and after a reopen: a later append never changes an earlier record.
+    assertEquals(j.read(0, 100).map((r) => r.message), sent);
+    j.close();
+    const again = Journal.open({ dir, maxBytes: 4 << 20 });
+    assertEquals(again.read(0, 100).map((r) => r.message), sent);
+    again.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("Journal drops a record torn by a crash and keeps the ones before it", async () => {
   const dir = await Deno.makeTempDir();
   try {
