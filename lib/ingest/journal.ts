@@ -534,28 +534,19 @@ const scratch = new Uint8Array(SCRATCH_BYTES);
 /** The record of `message`, valid until the next call (it may live in `scratch`). */
 function encodeRecord(message: RawMessage): Uint8Array {
   const payload = message.payload.subarray(0, JOURNAL_MAX_PAYLOAD);
-  // UTF-8 takes at most 3 bytes per UTF-16 unit; the topic is cut at 0xffff bytes.
+  // UTF-8 takes at most 3 bytes per UTF-16 unit; a topic has at most 0xffff bytes (MQTT's limit).
   const topicMax = Math.min(message.topic.length * 3, 0xffff);
-  const fits = HEADER + BODY_FIXED + topicMax + payload.length <= SCRATCH_BYTES;
-  let topic: Uint8Array;
-  let buf: Uint8Array;
-  if (fits) {
-    const at = HEADER + BODY_FIXED;
-    const { written } = encoder.encodeInto(message.topic, scratch.subarray(at, at + topicMax));
-    topic = scratch.subarray(at, at + written);
-    buf = scratch.subarray(0, at + written + payload.length);
-  } else {
-    topic = encoder.encode(message.topic).subarray(0, 0xffff);
-    buf = new Uint8Array(HEADER + BODY_FIXED + topic.length + payload.length);
-    buf.set(topic, HEADER + BODY_FIXED);
-  }
-  const bodyLength = buf.length - HEADER;
+  const at = HEADER + BODY_FIXED;
+  const room = at + topicMax + payload.length;
+  const into = room <= SCRATCH_BYTES ? scratch : new Uint8Array(room);
+  const { written } = encoder.encodeInto(message.topic, into.subarray(at, at + topicMax));
+  const buf = into.subarray(0, at + written + payload.length);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
-  view.setUint32(0, bodyLength);
+  view.setUint32(0, buf.length - HEADER);
   buf[HEADER] = message.retained ? VERSION_RETAINED : VERSION;
   view.setFloat64(HEADER + 1, message.receivedAt);
-  view.setUint16(HEADER + 9, topic.length);
-  buf.set(payload, HEADER + BODY_FIXED + topic.length);
+  view.setUint16(HEADER + 9, written);
+  buf.set(payload, at + written);
   view.setUint32(4, crc32(buf.subarray(HEADER)));
   return buf;
 }
